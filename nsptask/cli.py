@@ -1,0 +1,208 @@
+"""The ``nsptask`` command line: one entry point with subcommands.
+
+    nsptask build --format nsp --output_dir data/nsp      # build instances, print the statistics report
+
+Every subcommand takes ``--config FILE.yaml`` (or ``.json``): its values become the defaults and flags on
+the command line override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .instances import FORMATS
+
+__all__ = ["main", "BuildArguments"]
+
+
+@dataclass
+class BuildArguments:
+    """Options of ``nsptask build``."""
+
+    format: str = field(default="nsp", metadata={"help": f"Instance format: one of {', '.join(FORMATS)}."})
+    corpus: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Corpus: files, a directory, or a Hub dataset name. Default: the bundled English Wikipedia "
+            "sample (103 articles)."
+        },
+    )
+    corpus_format: str | None = field(
+        default=None,
+        metadata={
+            "help": "How to read the corpus: sentences (one per line, blank line between documents), text "
+            "(raw text, split into sentences), json, csv, parquet, wikipedia. Guessed from the file name."
+        },
+    )
+    text_column: str = field(default="text", metadata={"help": "Text column of JSONL/CSV/Parquet/dataset corpora."})
+    doc_id_column: str | None = field(
+        default=None, metadata={"help": "Document-id column; consecutive rows with the same id form one document."}
+    )
+    document_per: str = field(
+        default="paragraph", metadata={"help": "Raw text: a 'paragraph' block or a whole 'file' is a document."}
+    )
+    splitter: str = field(default="sentencex", metadata={"help": "Sentence splitter for raw text: sentencex or pysbd."})
+    language: str = field(default="en", metadata={"help": "Language of the text for the splitter (e.g. en, zh)."})
+    encoding_errors: str = field(
+        default="strict",
+        metadata={"help": "Invalid UTF-8: 'strict' stops with the file, line and byte offset; 'replace' or 'ignore'."},
+    )
+    tokenizer: str | None = field(
+        default=None,
+        metadata={"help": "Tokenizer path or Hub id. Default: a WordPiece tokenizer trained locally on the bundled corpus."},
+    )
+    vocab_size: int = field(default=8000, metadata={"help": "Vocabulary size of the default tokenizer."})
+    cased: bool = field(default=False, metadata={"help": "Train the default tokenizer cased (default: uncased)."})
+    tokenizer_backend: str = field(
+        default="hf", metadata={"help": "'hf' (tokenizers) or 'tokie' (optional fast path, identical ids)."}
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Instance length, special tokens included."})
+    short_seq_prob: float = field(default=0.1, metadata={"help": "Probability of a shorter random target length."})
+    short_seq_mode: str = field(
+        default="document",
+        metadata={"help": "'document': draw the short target once per document (Google); 'instance': per chunk."},
+    )
+    nsp_probability: float = field(
+        default=0.5, metadata={"help": "Probability of a random B (NSP formats) or of a swap (SOP)."}
+    )
+    dupe_factor: int = field(default=1, metadata={"help": "Times each document is turned into instances."})
+    seed: int = field(default=12345, metadata={"help": "Random seed (same seed, same data)."})
+    validation_fraction: float = field(
+        default=0.05, metadata={"help": "Share of documents in the validation split (split by document)."}
+    )
+    pool_size: int = field(default=1000, metadata={"help": "Documents per random-document pool."})
+    shard_index: int = field(default=0, metadata={"help": "Build only this shard of the pools (multi-machine)."})
+    num_shards: int = field(default=1, metadata={"help": "Number of shards for multi-machine builds."})
+    num_proc: int | None = field(default=None, metadata={"help": "Processes for tokenizing and building."})
+    streaming: bool = field(default=False, metadata={"help": "Build lazily and print a sample instead of saving."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Save the DatasetDict here (save_to_disk) with report.json beside it."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder."})
+    json: bool = field(default=False, metadata={"help": "Print the report as JSON instead of text."})
+
+
+def _parser_for(dataclass_type, prog: str, description: str):
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(dataclass_type, prog=prog, description=description)
+    parser.add_argument("--config", default=None, help="YAML or JSON file of option values; flags override it.")
+    return parser
+
+
+def _parse(dataclass_types, argv: list[str], prog: str, description: str):
+    import yaml
+
+    parser = _parser_for(dataclass_types, prog, description)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.config:
+        text = Path(known.config).read_text()
+        values = json.loads(text) if known.config.endswith(".json") else yaml.safe_load(text)
+        if not isinstance(values, dict):
+            raise SystemExit(f"{known.config}: expected a mapping of option names to values")
+        valid = {action.dest for action in parser._actions}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise SystemExit(f"{known.config}: unknown options {unknown}; see --help")
+        parser.set_defaults(**values)
+    *parsed, extra = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    if extra:
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    # The --config value comes back as an extra namespace: keep the dataclasses only.
+    return [p for p in parsed if not isinstance(p, argparse.Namespace)]
+
+
+def run_build(args: BuildArguments) -> int:
+    from .builder import build_pretraining_dataset
+    from .stats import format_report
+    from .tokenization import load_tokenizer
+
+    reader_kwargs: dict[str, Any] = {
+        "text_column": args.text_column,
+        "doc_id_column": args.doc_id_column,
+        "document_per": args.document_per,
+        "splitter": args.splitter,
+        "language": args.language,
+        "errors": args.encoding_errors,
+    }
+    if args.corpus_format:
+        reader_kwargs["format"] = args.corpus_format
+    source: Any = args.corpus[0] if args.corpus and len(args.corpus) == 1 else args.corpus
+    tokenizer = load_tokenizer(args.tokenizer, vocab_size=args.vocab_size, lowercase=not args.cased)
+    common = dict(
+        source=source,
+        format=args.format,
+        tokenizer=tokenizer,
+        reader_kwargs=reader_kwargs,
+        max_seq_length=args.max_seq_length,
+        short_seq_prob=args.short_seq_prob,
+        short_seq_mode=args.short_seq_mode,
+        nsp_probability=args.nsp_probability,
+        dupe_factor=args.dupe_factor,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        pool_size=args.pool_size,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+        tokenizer_backend=args.tokenizer_backend,
+        cache_dir=args.cache_dir,
+    )
+    if args.streaming:
+        data = build_pretraining_dataset(streaming=True, **common)
+        for i, example in enumerate(data["train"]):
+            if i == 3:
+                break
+            print(json.dumps({k: v for k, v in example.items() if k != "token_type_ids"}))
+        return 0
+    data, report = build_pretraining_dataset(num_proc=args.num_proc, return_report=True, **common)
+    if args.output_dir:
+        data.save_to_disk(args.output_dir)
+        tokenizer.save_pretrained(Path(args.output_dir) / "tokenizer")
+        (Path(args.output_dir) / "report.json").write_text(json.dumps(report, indent=2))
+        report["saved_to"] = args.output_dir
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.output_dir and not args.json:
+        print(f"saved to {args.output_dir} (load with datasets.load_from_disk; tokenizer in {args.output_dir}/tokenizer)")
+    return 0
+
+
+COMMANDS = {
+    "build": (BuildArguments, run_build, "Build NSP / SOP / RoBERTa-format pretraining instances from a corpus."),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nsptask`` command. Returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = argparse.ArgumentParser(
+        prog="nsptask",
+        description="nsptask: next-sentence prediction data, pretraining and the remove-NSP study.",
+    )
+    top.add_argument("command", choices=sorted(COMMANDS), help="what to do; 'nsptask COMMAND --help' for its options")
+    if not argv or argv[0] in ("-h", "--help"):
+        top.print_help()
+        return 0
+    if argv[0] not in COMMANDS:
+        top.print_usage(sys.stderr)
+        print(f"nsptask: unknown command {argv[0]!r}; choose from {sorted(COMMANDS)}", file=sys.stderr)
+        return 2
+    arguments_type, run, description = COMMANDS[argv[0]]
+    (args,) = _parse(arguments_type, argv[1:], f"nsptask {argv[0]}", description)
+    from .corpus import CorpusError
+
+    try:
+        return run(args)
+    except (CorpusError, ValueError) as err:
+        print(f"nsptask {argv[0]}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
