@@ -25,13 +25,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from .instances import FORMATS, LABEL_NAMES, PAIR_FORMATS, DocumentGroup, InstanceConfig, create_instances
+from .instances import (
+    FORMATS,
+    LABEL_NAMES,
+    NEEDS_OTHER_DOCUMENT,
+    PAIR_FORMATS,
+    DocumentGroup,
+    InstanceConfig,
+    create_instances,
+)
 from .preprocessing import tokenize_documents
 
 __all__ = ["PretrainingConfig", "PretrainingDataBuilder", "build_pretraining_dataset", "instance_features"]
@@ -121,7 +130,7 @@ class PretrainingConfig(_builder_config_base()):
         super().__post_init__()
         if self.name in FORMATS and self.format != self.name:
             self.format = self.name
-        self.instance_config  # validates the algorithm's parameters
+        _ = self.instance_config  # validates the algorithm's parameters
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must lie in [0, 1), got {self.validation_fraction}")
         if self.pool_size < 2 or self.unit_size < 1:
@@ -214,7 +223,7 @@ class PretrainingDataBuilder(_builder_base()):
             from .corpus import load_documents
             from .distributed import main_process_first
 
-            with main_process_first(desc="nsptask: reading and tokenizing the corpus"):
+            with main_process_first(desc="nsptask: reading and tokenizing the corpus"), _clear_errors():
                 documents = load_documents(self.config.source, num_proc=num_proc, **self.config.reader_kwargs)
                 self._tokenized = documents.map(
                     self._tokenize_fn(),
@@ -229,7 +238,8 @@ class PretrainingDataBuilder(_builder_base()):
 
     def download_and_prepare(self, *args, num_proc: int | None = None, **kwargs):
         self._num_proc = num_proc
-        return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
+        with _clear_errors():
+            return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
 
     # -- splits --------------------------------------------------------------------------------------
     def _split_generators(self, dl_manager):
@@ -244,6 +254,8 @@ class PretrainingDataBuilder(_builder_base()):
             split_docs = _select_split(tokenized, str(name) == "validation")
             if len(split_docs) == 0:
                 raise ValueError(_empty_split_message(str(name), tokenized, self.config))
+            if self.config.format in NEEDS_OTHER_DOCUMENT and len(split_docs) < 2:
+                raise ValueError(_single_document_message(self.config.format, str(name)))
             units = _work_units(len(split_docs), self.config)
             generators.append(datasets.SplitGenerator(name=name, gen_kwargs={"units": units, "documents": split_docs}))
         return generators
@@ -296,18 +308,17 @@ class PretrainingDataBuilder(_builder_base()):
         batch: list[dict] = []
         for doc in iter_documents(cfg.source, **cfg.reader_kwargs):
             batch.append(doc)
-            if len(batch) < 256:
-                continue
-            pending.extend(_tokenized_rows(tokenize, batch, want_validation))
-            batch = []
-            while len(pending) >= cfg.pool_size:
-                yield from flush(pending[: cfg.pool_size])
-                pending = pending[cfg.pool_size :]
-        if batch:
-            pending.extend(_tokenized_rows(tokenize, batch, want_validation))
-        while pending:
-            yield from flush(pending[: cfg.pool_size])
-            pending = pending[cfg.pool_size :]
+            if len(batch) == 256:
+                pending.extend(_tokenized_rows(tokenize, batch, want_validation))
+                batch = []
+                # Keep at least two documents back, so the last pool never holds a single document
+                # (the Arrow build merges such a remainder into the pool before it, too).
+                while len(pending) >= cfg.pool_size + 2:
+                    yield from flush(pending[: cfg.pool_size])
+                    pending = pending[cfg.pool_size :]
+        pending.extend(_tokenized_rows(tokenize, batch, want_validation))
+        for start, end in _pool_bounds(len(pending), cfg.pool_size):
+            yield from flush(pending[start:end])
 
     def _instances_table(self, group: DocumentGroup, doc_range: range):
         import pyarrow as pa
@@ -349,13 +360,22 @@ def _tokenized_features():
 
 
 def _tokenized_rows(tokenize, docs: list[dict], want_validation: bool) -> list[dict]:
-    out = tokenize({"doc_id": [d["doc_id"] for d in docs], "sentences": [d["sentences"] for d in docs],
-                    "skipped": [d["skipped"] for d in docs]})
+    out = tokenize(
+        {
+            "doc_id": [d["doc_id"] for d in docs],
+            "sentences": [d["sentences"] for d in docs],
+            "skipped": [d["skipped"] for d in docs],
+        }
+    )
     rows = []
     for i in range(len(docs)):
         if out["is_validation"][i] == want_validation and len(out["sentence_lengths"][i]) > 0:
-            rows.append({"input_ids": np.asarray(out["input_ids"][i], np.int32),
-                         "sentence_lengths": list(out["sentence_lengths"][i])})
+            rows.append(
+                {
+                    "input_ids": np.asarray(out["input_ids"][i], np.int32),
+                    "sentence_lengths": list(out["sentence_lengths"][i]),
+                }
+            )
     return rows
 
 
@@ -372,12 +392,19 @@ def _select_split(tokenized, validation: bool):
     return tokenized.select(indices)
 
 
+def _pool_bounds(n_docs: int, pool_size: int) -> list[tuple[int, int]]:
+    """Pools of `pool_size` consecutive documents; a last pool of one document joins the one before."""
+    bounds = [(start, min(start + pool_size, n_docs)) for start in range(0, n_docs, pool_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n_docs)]
+    return bounds
+
+
 def _work_units(n_docs: int, cfg: PretrainingConfig) -> list[tuple[int, int, int, int]]:
     units = []
-    for pool_number, g_start in enumerate(range(0, n_docs, cfg.pool_size)):
+    for pool_number, (g_start, g_end) in enumerate(_pool_bounds(n_docs, cfg.pool_size)):
         if pool_number % cfg.num_shards != cfg.shard_index:
             continue
-        g_end = min(g_start + cfg.pool_size, n_docs)
         for u_start in range(g_start, g_end, cfg.unit_size):
             units.append((g_start, g_end, u_start, min(u_start + cfg.unit_size, g_end)))
     return units
@@ -392,6 +419,31 @@ def _group_from_table(table, first_index: int) -> DocumentGroup:
         tokens=pc.list_flatten(ids).to_numpy(zero_copy_only=False),
         sentence_lengths=table["sentence_lengths"].to_pylist(),
         doc_indices=list(range(first_index, first_index + table.num_rows)),
+    )
+
+
+@contextmanager
+def _clear_errors():
+    """datasets wraps errors raised while generating; give the user nsptask's own message instead."""
+    from datasets.exceptions import DatasetGenerationError
+
+    try:
+        yield
+    except DatasetGenerationError as err:
+        cause = err.__cause__
+        while isinstance(cause, DatasetGenerationError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, ValueError):  # CorpusError included
+            raise cause from None
+        raise
+
+
+def _single_document_message(fmt: str, split: str) -> str:
+    return (
+        f"Format {fmt!r} needs at least two documents with text in the {split} split, to draw NotNext segments "
+        f"from a different document; found one. Give a corpus with more documents (a blank line separates "
+        "documents in the one-sentence-per-line format), or use 'sop', 'full-sentences' or 'doc-sentences', "
+        "which need no second document."
     )
 
 

@@ -54,7 +54,9 @@ class BuildArguments:
     )
     tokenizer: str | None = field(
         default=None,
-        metadata={"help": "Tokenizer path or Hub id. Default: a WordPiece tokenizer trained locally on the bundled corpus."},
+        metadata={
+            "help": "Tokenizer path or Hub id. Default: a WordPiece tokenizer trained locally on the bundled corpus."
+        },
     )
     vocab_size: int = field(default=8000, metadata={"help": "Vocabulary size of the default tokenizer."})
     cased: bool = field(default=False, metadata={"help": "Train the default tokenizer cased (default: uncased)."})
@@ -169,7 +171,9 @@ def run_build(args: BuildArguments) -> int:
         report["saved_to"] = args.output_dir
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if args.output_dir and not args.json:
-        print(f"saved to {args.output_dir} (load with datasets.load_from_disk; tokenizer in {args.output_dir}/tokenizer)")
+        print(
+            f"saved to {args.output_dir} (load with datasets.load_from_disk; tokenizer in {args.output_dir}/tokenizer)"
+        )
     return 0
 
 

@@ -44,7 +44,6 @@ __all__ = [
     "iter_documents",
     "load_documents",
     "source_fingerprint",
-    "DOCUMENT_FEATURES",
 ]
 
 BUNDLED_CORPUS = "enwiki_sample.txt.gz"
@@ -67,12 +66,6 @@ def _document_features():
             "skipped": datasets.Value("string"),
         }
     )
-
-
-def __getattr__(name: str) -> Any:  # lazily built, so importing nsptask stays light
-    if name == "DOCUMENT_FEATURES":
-        return _document_features()
-    raise AttributeError(name)
 
 
 def bundled_corpus_path() -> Path:

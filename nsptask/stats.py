@@ -124,7 +124,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"sentences with no tokens (dropped): {c['sentences_empty_after_tokenization']}"
     )
     for split, s in report["splits"].items():
-        lines.append(f"{split}: {s['documents']} documents -> {s['instances']} instances, mean length {s['mean_length']}")
+        lines.append(
+            f"{split}: {s['documents']} documents -> {s['instances']} instances, mean length {s['mean_length']}"
+        )
         if "labels" in s:
             lines.append(
                 f"  labels {json.dumps(s['labels'])} (balance {s['label_balance']}), short targets "

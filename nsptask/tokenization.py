@@ -165,8 +165,7 @@ def check_pair_tokenizer(tokenizer, needs_pair: bool = True) -> None:
             f"Tokenizer {name!r} has no {' or '.join(missing)} (expected [CLS] and [SEP], or <s> and </s>); "
             f"found special tokens {getattr(tokenizer, 'all_special_tokens', [])}. "
             + (
-                "Sentence-pair instances start with a classification token and separate segments with a "
-                "separator. "
+                "Sentence-pair instances start with a classification token and separate segments with a separator. "
                 if needs_pair
                 else "Packed instances are framed by them. "
             )

@@ -109,9 +109,7 @@ def wikitext_to_paragraphs(wikitext: str) -> list[str]:
         import mwparserfromhell
         from mwparserfromhell.nodes import Comment, Heading, Tag, Template, Wikilink
     except ImportError as err:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "Reading Wikipedia dumps needs mwparserfromhell: pip install 'nsptask[wikipedia]'"
-        ) from err
+        raise ImportError("Reading Wikipedia dumps needs mwparserfromhell: pip install 'nsptask[wikipedia]'") from err
 
     code = mwparserfromhell.parse(wikitext)
     # Cut the article at its first trailing section (See also, References, ...).
@@ -124,7 +122,9 @@ def wikitext_to_paragraphs(wikitext: str) -> list[str]:
     for node in code.ifilter(recursive=True):
         if isinstance(node, (Heading, Template, Comment)):
             removals.append(node)
-        elif isinstance(node, Tag) and (str(node.tag).lower() in _DROPPED_TAGS or str(node.tag).lower() in _LIST_MARKUP):
+        elif isinstance(node, Tag) and (
+            str(node.tag).lower() in _DROPPED_TAGS or str(node.tag).lower() in _LIST_MARKUP
+        ):
             removals.append(node)
         elif isinstance(node, Wikilink) and str(node.title).strip().lower().startswith(_DROPPED_LINK_PREFIXES):
             removals.append(node)

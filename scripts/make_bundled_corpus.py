@@ -44,7 +44,17 @@ def main() -> int:
         wheel = args.wheel
         if wheel is None:
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, f"gensim=={args.gensim_version}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "-q",
+                    "-d",
+                    tmp,
+                    f"gensim=={args.gensim_version}",
+                ],
                 check=True,
             )
             wheel = glob.glob(f"{tmp}/gensim-*.whl")[0]

@@ -1,0 +1,137 @@
+"""The datasets builder: splits, determinism, num_proc, streaming, sharding, report."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import find, segments, split_documents
+
+from nsptask import PretrainingDataBuilder, build_pretraining_dataset, instance_features
+
+
+def _arrow_digest(dataset_dict, out: Path) -> dict[str, str]:
+    dataset_dict.save_to_disk(out, num_shards={k: 1 for k in dataset_dict})
+    return {
+        split: hashlib.sha256((out / split / "data-00000-of-00001.arrow").read_bytes()).hexdigest()
+        for split in dataset_dict
+    }
+
+
+@pytest.mark.parametrize("fmt", ["nsp", "full-sentences"])
+def test_builds_are_byte_identical_across_runs_and_num_proc(tokenizer, tmp_path, fmt):
+    one = build_pretraining_dataset(format=fmt, tokenizer=tokenizer, cache_dir=tmp_path / "c1", num_proc=1)
+    again = build_pretraining_dataset(format=fmt, tokenizer=tokenizer, cache_dir=tmp_path / "c2", num_proc=1)
+    two = build_pretraining_dataset(format=fmt, tokenizer=tokenizer, cache_dir=tmp_path / "c3", num_proc=2)
+    digest = _arrow_digest(one, tmp_path / "a")
+    assert digest == _arrow_digest(again, tmp_path / "b")
+    assert digest == _arrow_digest(two, tmp_path / "c")
+
+
+def test_different_seed_gives_different_instances(tokenizer):
+    a = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, seed=1)["train"]
+    b = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, seed=2)["train"]
+    assert a["input_ids"][:50] != b["input_ids"][:50]
+
+
+def test_no_document_in_both_splits(tokenizer):
+    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, validation_fraction=0.2)
+    tokenized = PretrainingDataBuilder(
+        config_name="nsp", tokenizer=tokenizer, validation_fraction=0.2
+    ).tokenized_documents()
+    flags = np.array(tokenized["is_validation"])
+    assert 0 < flags.sum() < len(flags)
+    # The split follows the document id: each id on one side only.
+    ids = tokenized["doc_id"]
+    assert not {d for d, f in zip(ids, flags) if not f} & {d for d, f in zip(ids, flags) if f}
+    # And the validation instances' text comes from validation documents, not from training ones.
+    train_docs = split_documents(tokenized, "train")
+    val_docs = split_documents(tokenized, "validation")
+    assert len(val_docs) == len(set(data["validation"]["doc_index"]))
+    for row in data["validation"].select(range(100)):
+        a, _ = segments(row["input_ids"], tokenizer.sep_token_id)
+        assert find(val_docs[row["doc_index"]], a)
+        assert not any(find(doc, a) for doc in train_docs if len(a) > 12)
+
+
+def test_streaming_yields_the_same_instances_as_the_arrow_build(tokenizer):
+    kwargs = dict(format="nsp", tokenizer=tokenizer, pool_size=40)
+    arrow = build_pretraining_dataset(**kwargs)
+    stream = build_pretraining_dataset(streaming=True, **kwargs)
+    for split in ("train", "validation"):
+        streamed = list(stream[split])
+        assert len(streamed) == len(arrow[split])
+        assert [r["input_ids"] for r in streamed] == arrow[split]["input_ids"]
+        assert [r["next_sentence_label"] for r in streamed] == arrow[split]["next_sentence_label"]
+
+
+def test_shards_together_equal_the_single_build(tokenizer):
+    kwargs = dict(format="sop", tokenizer=tokenizer, pool_size=10, validation_fraction=0)
+    full = build_pretraining_dataset(**kwargs)["train"]
+    shards = [build_pretraining_dataset(num_shards=3, shard_index=i, **kwargs)["train"] for i in range(3)]
+    assert sum(len(s) for s in shards) == len(full)
+    assert sorted(map(tuple, full["input_ids"])) == sorted(t for s in shards for t in map(tuple, s["input_ids"]))
+    docs = [set(s["doc_index"]) for s in shards]
+    assert not (docs[0] & docs[1]) and not (docs[1] & docs[2])
+
+
+def test_notnext_segments_come_from_the_same_pool(tokenizer):
+    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, pool_size=10, validation_fraction=0)["train"]
+    a, b = np.array(data["doc_index"]), np.array(data["b_doc_index"])
+    assert (a // 10 == b // 10).all()
+
+
+def test_builder_exposes_one_config_per_format_with_class_labels():
+    names = [c.name for c in PretrainingDataBuilder.BUILDER_CONFIGS]
+    assert names == ["nsp", "sentence-pair", "sop", "full-sentences", "doc-sentences"]
+    assert instance_features("nsp")["next_sentence_label"].names == ["IsNext", "NotNext"]
+    assert instance_features("sop")["sentence_order_label"].names == ["InOrder", "Swapped"]
+    assert "token_type_ids" not in instance_features("full-sentences")
+
+
+def test_builder_can_be_used_directly(tokenizer, tmp_path):
+    builder = PretrainingDataBuilder(config_name="sop", tokenizer=tokenizer, max_seq_length=64, cache_dir=str(tmp_path))
+    builder.download_and_prepare()
+    data = builder.as_dataset()
+    assert set(data) == {"train", "validation"}
+    assert max(len(x) for x in data["train"]["input_ids"]) <= 64
+
+
+def test_report_accounts_for_documents_sentences_and_tokens(tokenizer):
+    data, report = build_pretraining_dataset(format="sop", tokenizer=tokenizer, return_report=True)
+    corpus = report["corpus"]
+    assert corpus["documents_read"] == 103 and corpus["documents_used"] == 103
+    assert corpus["sentences"] > 20_000 and corpus["tokens"] > 600_000
+    assert sum(s["documents"] for s in report["splits"].values()) == corpus["documents_used"]
+    assert sum(s["source_tokens"] for s in report["splits"].values()) == corpus["tokens"]
+    train = report["splits"]["train"]
+    assert train["instances"] == len(data["train"])
+    assert sum(train["labels"].values()) == train["instances"]
+    assert sum(train["length_histogram"].values()) == train["instances"]
+    assert train["unused_tokens"] == 0  # every token of SOP's documents is in an instance or counted as truncated
+
+
+def test_long_sentences_are_cut_and_counted(tmp_path, tokenizer):
+    corpus = tmp_path / "long.txt"
+    long_sentence = " ".join(["the quick brown fox jumps over the lazy dog"] * 30)
+    corpus.write_text(f"Short one.\n{long_sentence}\nAnother.\n\nSecond document here.\nAnd more.\n")
+    data, report = build_pretraining_dataset(
+        corpus,
+        format="doc-sentences",
+        tokenizer=tokenizer,
+        max_seq_length=32,
+        validation_fraction=0,
+        return_report=True,
+    )
+    assert report["corpus"]["sentences_cut_too_long"] == 1
+    assert report["splits"]["train"]["unused_tokens"] == 0
+    assert max(len(x) for x in data["train"]["input_ids"]) <= 32
+
+
+def test_tokie_backend_gives_identical_instances(tokenizer):
+    pytest.importorskip("tokie")
+    hf = build_pretraining_dataset(format="nsp", tokenizer=tokenizer)
+    fast = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, tokenizer_backend="tokie")
+    assert hf["train"]["input_ids"] == fast["train"]["input_ids"]

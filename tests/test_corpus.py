@@ -1,0 +1,234 @@
+"""Corpus sources, and bad input: clear errors, nothing dropped without being counted."""
+
+from __future__ import annotations
+
+import bz2
+import json
+
+import pytest
+
+from nsptask import CorpusError, build_pretraining_dataset, iter_documents, load_documents
+from nsptask.corpus import bundled_corpus_path
+from nsptask.segmentation import get_splitter
+
+BERT_TEXT = "First sentence of doc one.\nSecond sentence of doc one.\n\nDoc two starts here.\nIt ends here.\n"
+
+
+def _kept(docs):
+    return [d for d in docs if not d["skipped"]]
+
+
+def test_bundled_corpus_is_real_wikipedia_in_berts_format():
+    docs = list(iter_documents())
+    assert len(docs) == 103
+    assert docs[0]["sentences"][0].startswith("Anarchism is a political philosophy")
+    assert sum(len(d["sentences"]) for d in docs) > 20_000
+    assert bundled_corpus_path().stat().st_size < 1_200_000
+    assert (bundled_corpus_path().parent / "ATTRIBUTION.md").read_text().count("CC BY-SA") >= 1
+
+
+def test_sentence_format_reads_documents_between_blank_lines(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(BERT_TEXT)
+    docs = list(iter_documents(path))
+    assert [d["sentences"] for d in docs] == [
+        ["First sentence of doc one.", "Second sentence of doc one."],
+        ["Doc two starts here.", "It ends here."],
+    ]
+    assert docs[0]["doc_id"] == "c.txt:1" and docs[1]["doc_id"] == "c.txt:4"
+
+
+def test_crlf_and_bom_read_like_plain_lf(tmp_path):
+    plain, windows = tmp_path / "lf.txt", tmp_path / "crlf.txt"
+    plain.write_text(BERT_TEXT)
+    windows.write_bytes(b"\xef\xbb\xbf" + BERT_TEXT.replace("\n", "\r\n").encode())
+    assert [d["sentences"] for d in iter_documents(windows)] == [d["sentences"] for d in iter_documents(plain)]
+
+
+def test_trailing_blank_lines_and_empty_documents_build_and_are_counted(tmp_path, tokenizer):
+    path = tmp_path / "c.txt"
+    path.write_text("\n" + BERT_TEXT.replace("\n\n", "\n\n\n\n") + "\n\n\n")
+    docs = list(iter_documents(path))
+    assert len(_kept(docs)) == 2
+    empty = [d for d in docs if d["skipped"] == "empty"]
+    assert len(empty) == 1 + 2 + 2  # leading blank, two extra separators, two extra trailing blanks
+    data, report = build_pretraining_dataset(
+        path, format="nsp", tokenizer=tokenizer, validation_fraction=0, return_report=True
+    )
+    assert len(data["train"]) > 0
+    assert report["corpus"]["documents_skipped"] == {"empty": 5}
+
+
+def test_invalid_utf8_names_file_line_and_byte_offset(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"Good line.\nBad \xff byte here.\n")
+    with pytest.raises(CorpusError) as err:
+        list(iter_documents(path))
+    message = str(err.value)
+    assert "bad.txt, line 2" in message and "byte offset 15" in message and "errors='replace'" in message
+    docs = list(iter_documents(path, errors="replace"))
+    assert docs[0]["sentences"][1] == "Bad \ufffd byte here."
+
+
+def test_empty_and_blank_only_files_are_clear_errors(tmp_path, tokenizer):
+    empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
+    empty.write_text("")
+    blank.write_text("\n  \n\n")
+    for path in (empty, blank):
+        with pytest.raises(ValueError, match="no usable document"):
+            build_pretraining_dataset(path, format="nsp", tokenizer=tokenizer, validation_fraction=0)
+    assert list(iter_documents(empty))[0]["skipped"] == "empty-file"
+
+
+def test_single_document_corpus_is_rejected_for_nsp_but_fine_for_sop(tmp_path, tokenizer):
+    path = tmp_path / "one.txt"
+    path.write_text("Only one document here.\nIt has two sentences.\nAnd a third.\n")
+    with pytest.raises(ValueError, match="at least two documents with text"):
+        build_pretraining_dataset(path, format="nsp", tokenizer=tokenizer, validation_fraction=0)
+    data = build_pretraining_dataset(path, format="sop", tokenizer=tokenizer, validation_fraction=0)
+    assert len(data["train"]) >= 1
+
+
+def test_documents_of_one_sentence_get_random_next_segments(tmp_path, tokenizer):
+    path = tmp_path / "ones.txt"
+    path.write_text("\n\n".join(f"Document number {i} has one sentence." for i in range(10)) + "\n")
+    data = build_pretraining_dataset(path, format="nsp", tokenizer=tokenizer, validation_fraction=0)["train"]
+    assert len(data) == 10
+    assert set(data["next_sentence_label"]) == {1}
+    assert all(a != b for a, b in zip(data["doc_index"], data["b_doc_index"]))
+
+
+def test_raw_text_paragraphs_are_documents_split_into_sentences(tmp_path):
+    path = tmp_path / "raw.txt"
+    path.write_text(
+        "Dr. Smith paid 3.50 dollars for the U.S. edition. He left at 5 p.m. today.\n"
+        "It was cheap.\n\nA second paragraph. It has two sentences.\n"
+    )
+    docs = list(iter_documents(path, format="text"))
+    assert docs[0]["sentences"] == [
+        "Dr. Smith paid 3.50 dollars for the U.S. edition.",
+        "He left at 5 p.m. today.",
+        "It was cheap.",
+    ]
+    assert docs[1]["sentences"] == ["A second paragraph.", "It has two sentences."]
+    whole = list(iter_documents(path, format="text", document_per="file"))
+    assert len(whole) == 1 and len(whole[0]["sentences"]) == 5
+
+
+def test_chinese_raw_text_splits_on_full_width_marks_and_keeps_quotes():
+    split = get_splitter("sentencex", "zh")
+    assert split("他说：“今天天气很好。”我们去公园吧！真的吗？价格是3.5元。") == [
+        "他说：“今天天气很好。”",
+        "我们去公园吧！",
+        "真的吗？",
+        "价格是3.5元。",
+    ]
+
+
+def test_pysbd_splitter_is_swappable(tmp_path):
+    pytest.importorskip("pysbd")
+    path = tmp_path / "raw.txt"
+    path.write_text("Mr. Jones arrived. He sat down.\n")
+    assert list(iter_documents(path, format="text", splitter="pysbd"))[0]["sentences"] == [
+        "Mr. Jones arrived.",
+        "He sat down.",
+    ]
+    assert list(iter_documents(path, format="text", splitter=lambda t: [t]))[0]["sentences"] == [
+        "Mr. Jones arrived. He sat down."
+    ]
+
+
+def test_jsonl_csv_and_parquet_tables_with_document_ids(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        {"id": "a", "text": "Alpha one. Alpha two."},
+        {"id": "a", "text": "Alpha three."},
+        {"id": "b", "text": "Beta one. Beta two."},
+    ]
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    csv = tmp_path / "c.csv"
+    csv.write_text("id,text\n" + "".join(f'{r["id"]},"{r["text"]}"\n' for r in rows))
+    parquet = tmp_path / "c.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    expected = [["Alpha one.", "Alpha two.", "Alpha three."], ["Beta one.", "Beta two."]]
+    for path in (jsonl, csv, parquet):
+        docs = list(iter_documents(path, doc_id_column="id"))
+        assert [d["sentences"] for d in docs] == expected, path
+        assert [d["doc_id"] for d in docs] == ["a", "b"]
+    assert len(list(iter_documents(jsonl))) == 3  # without an id column, each row is a document
+
+
+def test_table_with_a_list_of_sentences_column(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": ["One.", "Two."]}) + "\n")
+    assert list(iter_documents(path))[0]["sentences"] == ["One.", "Two."]
+
+
+def test_missing_text_column_names_the_columns_found(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"body": "x"}) + "\n")
+    with pytest.raises(CorpusError, match=r"no text column 'text'.*\['body'\].*text_column="):
+        list(iter_documents(path))
+
+
+def test_malformed_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "fine"}) + "\n{not json\n")
+    with pytest.raises(CorpusError, match="c.jsonl, line 2: invalid JSON"):
+        list(iter_documents(path))
+
+
+def test_datasets_objects_are_sources():
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"text": ["One here. Two here.", "Three here."]})
+    assert [d["sentences"] for d in iter_documents(ds)] == [["One here.", "Two here."], ["Three here."]]
+    stream = ds.to_iterable_dataset()
+    assert len(list(iter_documents(stream))) == 2
+    assert load_documents(ds)["sentences"] == [["One here.", "Two here."], ["Three here."]]
+
+
+def test_missing_file_is_a_clear_error():
+    with pytest.raises(CorpusError, match="no such file"):
+        list(iter_documents("./does/not/exist.txt"))
+
+
+WIKI_DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">
+<page><title>Redirected</title><ns>0</ns><id>1</id><redirect title="Target" />
+<revision><text>#REDIRECT [[Target]]</text></revision></page>
+<page><title>Talk:Thing</title><ns>1</ns><id>2</id><revision><text>Talk page text.</text></revision></page>
+<page><title>Tiny</title><ns>0</ns><id>3</id><revision><text>'''Tiny''' is small.{{geo-stub}}</text></revision></page>
+<page><title>Paris</title><ns>0</ns><id>4</id><revision><text>{{Infobox city|name=Paris}}
+'''Paris''' is the [[capital city|capital]] of [[France]].&lt;ref&gt;A source.&lt;/ref&gt; It has about 2.1 million residents. {LONG}
+
+== History ==
+[[File:Paris.jpg|thumb|A caption.]]
+The city was founded in the 3rd century BC. It grew along the [[Seine]].
+
+== References ==
+{{reflist}}
+[[Category:Capitals]]
+</text></revision></page>
+</mediawiki>
+"""
+
+
+def test_wikipedia_dump_articles_become_documents_and_skips_are_counted(tmp_path):
+    pytest.importorskip("mwparserfromhell")
+    filler = " ".join(f"Sentence number {i} adds prose to the article." for i in range(12))
+    path = tmp_path / "dump.xml.bz2"
+    path.write_bytes(bz2.compress(WIKI_DUMP.replace("{LONG}", filler).encode()))
+    docs = list(iter_documents(path))
+    kept = _kept(docs)
+    assert len(kept) == 1 and kept[0]["doc_id"] == "wiki:4"
+    sentences = kept[0]["sentences"]
+    assert sentences[0] == "Paris is the capital of France."
+    assert "The city was founded in the 3rd century BC." in sentences
+    text = " ".join(sentences)
+    for markup in ("[[", "{{", "<ref", "A source", "caption", "History", "Category", "Capitals"):
+        assert markup not in text
+    reasons = sorted(d["skipped"] for d in docs if d["skipped"])
+    assert reasons == ["non_article_pages", "redirects", "stubs"]
