@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 
-from nsptask.corpus import read_documents
+from nsptask.corpus import iter_documents
 from nsptask.segmentation import SPLITTERS
 
 # Each case: (language, text, expected sentences). Written by hand for this benchmark.
@@ -48,7 +48,7 @@ GOLD = [
 
 
 def main() -> None:
-    docs = [" ".join(doc["sentences"]) for doc in read_documents()]
+    docs = [" ".join(doc["sentences"]) for doc in iter_documents()]
     n_chars = sum(len(d) for d in docs)
     results = {}
     for name, cls in SPLITTERS.items():

@@ -308,7 +308,7 @@ class PretrainingDataBuilder(_builder_base()):
         batch: list[dict] = []
         for doc in iter_documents(cfg.source, **cfg.reader_kwargs):
             batch.append(doc)
-            if len(batch) == 256:
+            if len(batch) == 64:
                 pending.extend(_tokenized_rows(tokenize, batch, want_validation))
                 batch = []
                 # Keep at least two documents back, so the last pool never holds a single document

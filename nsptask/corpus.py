@@ -31,6 +31,7 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -141,18 +142,65 @@ def _open_binary(path: str):
     return open(path, "rb")
 
 
-def _iter_lines(path: str, encoding: str, errors: str) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line without line break), decoding line by line so a decoding
-    error names its line and byte offset. Handles a UTF-8 BOM and CRLF / CR line ends."""
+@dataclass(frozen=True)
+class FileSlice:
+    """A byte range of an uncompressed text file that starts at a line after a blank line (a document
+    boundary), with the line number it starts at: lets several processes read one big file."""
+
+    path: str
+    start: int
+    end: int
+    first_line: int
+
+
+def plan_file_slices(path: str, num_slices: int) -> list[FileSlice]:
+    """Cut an uncompressed file into about `num_slices` byte ranges at blank lines, so that reading the
+    slices one after the other gives exactly the documents (and line numbers) of reading the whole file."""
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as f:
+        for k in range(1, num_slices):
+            target = max(size * k // num_slices, cuts[-1])
+            f.seek(target)
+            f.readline()  # to the start of the next line
+            previous_blank = False
+            while True:
+                position = f.tell()
+                line = f.readline()
+                if not line:
+                    position = size
+                    break
+                if previous_blank and line.strip():
+                    break
+                previous_blank = not line.strip()
+            if cuts[-1] < position < size:
+                cuts.append(position)
+        cuts.append(size)
+        slices, line = [], 1
+        for start, end in zip(cuts, cuts[1:]):
+            slices.append(FileSlice(path, start, end, line))
+            f.seek(start)
+            line += f.read(end - start).count(b"\n")
+    return slices
+
+
+def _iter_lines(
+    path: str, encoding: str, errors: str, file_slice: FileSlice | None = None
+) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line without line break); a decoding error names its line and byte
+    offset. Handles a UTF-8 BOM and CRLF / CR line ends."""
     if not os.path.exists(path):
         raise CorpusError(f"{path}: no such file. Expected a corpus file or directory; check the path.")
-    decoder_factory = codecs.getincrementaldecoder(encoding)
-    offset = 0
+    offset, lineno, end = 0, 1, None
     with _open_binary(path) as stream:
-        for lineno, raw in enumerate(stream, start=1):
-            decoder = decoder_factory(errors=errors)
+        if file_slice is not None:
+            stream.seek(file_slice.start)
+            offset, lineno, end = file_slice.start, file_slice.first_line, file_slice.end
+        for raw in stream:
+            if end is not None and offset >= end:
+                break
             try:
-                line = decoder.decode(raw, final=True)
+                line = raw.decode(encoding, errors)
             except UnicodeDecodeError as err:
                 raise CorpusError(
                     f"{path}, line {lineno} (byte offset {offset + err.start}): invalid {encoding}: "
@@ -160,20 +208,26 @@ def _iter_lines(path: str, encoding: str, errors: str) -> Iterator[tuple[int, st
                     f"as {encoding}, pass encoding= with its real encoding, or pass errors='replace' "
                     "(or 'ignore') to read it anyway."
                 ) from None
-            if lineno == 1 and line.startswith("\ufeff"):
+            if offset == 0 and line.startswith("\ufeff"):
                 line = line[1:]
             offset += len(raw)
             # A lone '\r' (old Mac line ends) is a line break too.
-            for part in line.rstrip("\r\n").split("\r"):
-                yield lineno, part
+            if "\r" in line:
+                for part in line.rstrip("\r\n").split("\r"):
+                    yield lineno, part
+            else:
+                yield lineno, line.rstrip("\n")
+            lineno += 1
 
 
-def _sentence_file_documents(path: str, encoding: str, errors: str) -> Iterator[dict]:
+def _sentence_file_documents(
+    path: str, encoding: str, errors: str, file_slice: FileSlice | None = None
+) -> Iterator[dict]:
     """BERT's format: one sentence per line, blank lines between documents."""
     sentences: list[str] = []
     start_line = 1
-    any_line = False
-    for lineno, line in _iter_lines(path, encoding, errors):
+    any_line = file_slice is not None and file_slice.start > 0
+    for lineno, line in _iter_lines(path, encoding, errors, file_slice):
         any_line = True
         text = line.strip()
         if text:
@@ -449,7 +503,22 @@ def _hub_documents(name, split, text_column, doc_id_column, split_fn) -> Iterato
 def _generate_documents(shards: list, reader_kwargs: dict, fingerprint: str) -> Iterator[dict]:
     # `fingerprint` is unused here: it is part of gen_kwargs so the datasets cache key changes with the files.
     for shard in shards:
-        yield from iter_documents(shard, **reader_kwargs)
+        if isinstance(shard, FileSlice):
+            yield from _sentence_file_documents(
+                shard.path, reader_kwargs.get("encoding", "utf-8"), reader_kwargs.get("errors", "strict"), shard
+            )
+        else:
+            yield from iter_documents(shard, **reader_kwargs)
+
+
+def _sliceable(path: str, reader_kwargs: dict) -> bool:
+    fmt = reader_kwargs.get("format") or detect_format(path)
+    return (
+        fmt == "sentences"
+        and not path.endswith((".gz", ".bz2"))
+        and os.path.getsize(path) > 1 << 20
+        and codecs.lookup(reader_kwargs.get("encoding", "utf-8")).name == "utf-8"
+    )
 
 
 def load_documents(source: Any = None, num_proc: int | None = None, **reader_kwargs: Any):
@@ -480,6 +549,15 @@ def load_documents(source: Any = None, num_proc: int | None = None, **reader_kwa
             raise CorpusError(f"{source}: no files found. Expected a corpus file or a directory holding some.")
     else:
         shards = [source]
+    if (
+        num_proc
+        and num_proc > 1
+        and len(shards) == 1
+        and isinstance(shards[0], str)
+        and _sliceable(shards[0], reader_kwargs)
+    ):
+        # One big plain file in BERT's format: several processes read byte ranges cut at blank lines.
+        shards = plan_file_slices(shards[0], 4 * num_proc)
     num_proc = num_proc if num_proc and num_proc > 1 and len(shards) > 1 else None
     return datasets.Dataset.from_generator(
         _generate_documents,

@@ -123,6 +123,14 @@ class DocumentGroup:
     def __len__(self) -> int:
         return len(self.sentence_lengths)
 
+    def source(self, cls_id: int, sep_id: int) -> np.ndarray:
+        """The group's tokens followed by [CLS] and [SEP], made once and shared by all work units."""
+        key = (cls_id, sep_id)
+        if getattr(self, "_source_key", None) != key:
+            self._source = np.concatenate([self.tokens.astype(np.int32, copy=False), np.array(key, np.int32)])
+            self._source_key = key
+        return self._source
+
 
 def document_seed(seed: int, dupe: int, doc_index: int) -> int:
     """The seed of one document's random generator for one dupe."""
@@ -156,7 +164,7 @@ class _Instances:
     """Accumulates instances as token ranges; ``to_columns`` gathers all token ids at once."""
 
     def __init__(self, group: DocumentGroup, cls_id: int, sep_id: int, label: bool):
-        self.source = np.concatenate([group.tokens.astype(np.int32, copy=False), np.array([cls_id, sep_id], np.int32)])
+        self.source = group.source(cls_id, sep_id)
         self.cls = len(group.tokens)
         self.sep = self.cls + 1
         self.starts: list[int] = []

@@ -232,3 +232,21 @@ def test_wikipedia_dump_articles_become_documents_and_skips_are_counted(tmp_path
         assert markup not in text
     reasons = sorted(d["skipped"] for d in docs if d["skipped"])
     assert reasons == ["non_article_pages", "redirects", "stubs"]
+
+
+def test_reading_a_big_file_in_slices_gives_the_same_documents(tmp_path):
+    from nsptask.corpus import _sentence_file_documents, plan_file_slices
+
+    docs = [d["sentences"] for d in iter_documents()][:40]
+    path = tmp_path / "big.txt"
+    with open(path, "w") as f:
+        f.write("\n")  # a leading empty document
+        for i, sentences in enumerate(docs):
+            f.write("\n".join(sentences) + ("\n\n\n" if i % 7 == 0 else "\n\n"))
+    whole = list(iter_documents(path))
+    slices = plan_file_slices(str(path), 9)
+    assert len(slices) == 9 and slices[0].start == 0 and slices[-1].end == path.stat().st_size
+    sliced = [d for s in slices for d in _sentence_file_documents(str(path), "utf-8", "strict", s)]
+    assert sliced == whole
+    loaded = load_documents(path, num_proc=2)
+    assert loaded["doc_id"] == [d["doc_id"] for d in whole]
