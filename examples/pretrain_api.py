@@ -1,7 +1,7 @@
 """Pretrain the same tiny model with each sentence objective through the Python API and compare them.
 
-    python examples/pretrain_api.py                      # CPU, a few minutes
-    accelerate launch examples/pretrain_api.py           # the same script on every GPU of a node
+python examples/pretrain_api.py                      # CPU, a few minutes
+accelerate launch examples/pretrain_api.py           # the same script on every GPU of a node
 """
 
 from nsptask import NspTrainingArguments, pretrain
@@ -19,5 +19,9 @@ for objective in ("mlm+nsp", "mlm+sop", "mlm"):
     results[objective] = pretrain(args).metrics
 
 for objective, metrics in results.items():
-    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("eval_") and "runtime" not in k and "per_second" not in k}
+    shown = {
+        k: round(v, 4)
+        for k, v in metrics.items()
+        if k.startswith("eval_") and "runtime" not in k and "per_second" not in k
+    }
     print(objective, shown)

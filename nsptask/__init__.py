@@ -53,6 +53,16 @@ _EXPORTS = {
     "NspTrainer": "training",
     "pretrain": "training",
     "write_model_card": "model_card",
+    # downstream
+    "read_conll": "conll",
+    "ConllError": "conll",
+    "build_sentence_task": "downstream",
+    "build_segment_tagging": "downstream",
+    "load_classification_data": "downstream",
+    "seqeval_scores": "token_classification",
+    "tokenize_and_align_labels": "token_classification",
+    "FinetuneArguments": "finetuning",
+    "finetune": "finetuning",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -69,3 +79,37 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+def _register_pipeline() -> None:
+    """Make ``pipeline("next-sentence-prediction", ...)`` work after ``import nsptask``, without importing
+    ``transformers.pipelines`` (seconds) now: register right after transformers imports it."""
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    if "transformers.pipelines" in sys.modules:
+        importlib.import_module(".pipelines", __name__)
+        return
+
+    class _AfterTransformersPipelines(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):
+            if fullname != "transformers.pipelines":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(fullname)
+            if spec is None or spec.loader is None:
+                return spec
+            exec_module = spec.loader.exec_module
+
+            def exec_and_register(module):
+                exec_module(module)
+                importlib.import_module("nsptask.pipelines")
+
+            spec.loader.exec_module = exec_and_register
+            return spec
+
+    sys.meta_path.insert(0, _AfterTransformersPipelines())
+
+
+_register_pipeline()

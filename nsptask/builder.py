@@ -51,6 +51,7 @@ _FORMAT_DESCRIPTIONS = {
     "sop": "Sentence-order prediction (ALBERT): consecutive segments of one document, in order or swapped.",
     "full-sentences": "FULL-SENTENCES (RoBERTa, no NSP): sentences packed across documents, [SEP] between them.",
     "doc-sentences": "DOC-SENTENCES (RoBERTa, no NSP): sentences packed within one document.",
+    "coherence": "Coherence (downstream task): B continues A, or comes from the same document but not adjacent.",
 }
 
 

@@ -187,6 +187,116 @@ def run_pretrain(args) -> int:
     return 0
 
 
+def run_finetune(args) -> int:
+    from .finetuning import finetune
+
+    result = finetune(args)
+    if result.trainer.is_world_process_zero():
+        shown = {
+            k: round(v, 4)
+            for k, v in result.metrics.items()
+            if k.startswith(("eval_", "test_")) and isinstance(v, float)
+        }
+        print(json.dumps({"output_dir": args.output_dir, "labels": result.label_names, **shown}, indent=2))
+        if result.report:
+            print(result.report)
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from .finetuning import evaluate_model
+
+    metrics = evaluate_model(args)
+    print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, indent=2))
+    return 0
+
+
+@dataclass
+class PredictArguments:
+    """Options of ``nsptask predict``."""
+
+    model: str = field(
+        default=None, metadata={"help": "Model folder or Hub id (NSP/SOP-trained, or a token classifier)."}
+    )
+    text: list[str] | None = field(
+        default=None, metadata={"help": "First sentence(s), or texts to tag (token models)."}
+    )
+    text_pair: list[str] | None = field(default=None, metadata={"help": "Second sentence(s), one per --text."})
+    file: str | None = field(
+        default=None,
+        metadata={"help": "JSONL with text/text_pair fields, or TSV lines 'A<TAB>B'. '-' or no input: standard input."},
+    )
+    batch_size: int = field(default=32, metadata={"help": "Pairs scored per batch."})
+    max_length: int | None = field(default=None, metadata={"help": "Truncation length (default: the model's)."})
+    stride: int = field(default=32, metadata={"help": "Token models: overlap of windows for long texts."})
+    device: str | None = field(default=None, metadata={"help": "Device (default: what Accelerate picks)."})
+
+
+def _read_inputs(args: PredictArguments) -> list[dict]:
+    if args.text:
+        pairs = args.text_pair or [None] * len(args.text)
+        if len(pairs) != len(args.text):
+            raise ValueError(f"Got {len(args.text)} --text but {len(pairs)} --text_pair; give one pair per text.")
+        return [{"text": a, "text_pair": b} for a, b in zip(args.text, pairs)]
+    stream = sys.stdin if args.file in (None, "-") else open(args.file, encoding="utf-8")
+    rows = []
+    with stream:
+        for lineno, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("{"):
+                row = json.loads(line)
+            else:
+                a, _, b = line.rstrip("\n").partition("\t")
+                row = {"text": a, "text_pair": b or None}
+            if "text" not in row:
+                raise ValueError(f"{args.file or 'stdin'}, line {lineno}: expected a 'text' field, found {sorted(row)}")
+            rows.append(row)
+    return rows
+
+
+def run_predict(args: PredictArguments) -> int:
+    import transformers
+
+    from . import pipelines  # noqa: F401  registers the pipeline
+
+    if not args.model:
+        raise ValueError("nsptask predict needs --model")
+    rows = _read_inputs(args)
+    config = transformers.AutoConfig.from_pretrained(args.model)
+    device = args.device
+    if device is None:
+        from accelerate import PartialState
+
+        device = PartialState().device
+    if any(a.endswith("ForTokenClassification") for a in (config.architectures or [])):
+        from .finetuning import predict_words
+
+        model = transformers.AutoModelForTokenClassification.from_pretrained(args.model).to(device)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(args.model)
+        for result in predict_words(model, tokenizer, [r["text"] for r in rows], args.stride, args.max_length):
+            print(json.dumps(result, ensure_ascii=False))
+        return 0
+    nsp = transformers.pipeline("next-sentence-prediction", model=args.model, device=device)
+    missing = [i for i, r in enumerate(rows) if not r.get("text_pair")]
+    if missing:
+        raise ValueError(f"Input {missing[0] + 1} has no second sentence (text_pair); NSP scores pairs.")
+    outputs = nsp(
+        [{"text": r["text"], "text_pair": r["text_pair"]} for r in rows],
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+    )
+    for row, out in zip(rows, outputs if isinstance(outputs, list) else [outputs]):
+        print(json.dumps({**row, **out}, ensure_ascii=False))
+    return 0
+
+
+def _finetune_arguments():
+    from .finetuning import FinetuneArguments
+
+    return FinetuneArguments
+
+
 def _pretrain_arguments():
     from .training import NspTrainingArguments
 
@@ -200,6 +310,17 @@ COMMANDS = {
         run_pretrain,
         "Pretrain with MLM+NSP, MLM+SOP, MLM alone, NSP or SOP on the stock Trainer (runs under accelerate launch).",
     ),
+    "finetune": (
+        _finetune_arguments,
+        run_finetune,
+        "Fine-tune a checkpoint on NSP/SOP/coherence, segment tagging, NER (CoNLL) or a classification file.",
+    ),
+    "evaluate": (
+        _finetune_arguments,
+        run_evaluate,
+        "Evaluate a fine-tuned model on its task's data, without training.",
+    ),
+    "predict": (PredictArguments, run_predict, "Score sentence pairs (IsNext probability) or tag words; JSONL out."),
 }
 
 

@@ -32,10 +32,15 @@ __all__ = [
     "document_seed",
 ]
 
-FORMATS = ("nsp", "sentence-pair", "sop", "full-sentences", "doc-sentences")
-PAIR_FORMATS = ("nsp", "sentence-pair", "sop")
+FORMATS = ("nsp", "sentence-pair", "sop", "full-sentences", "doc-sentences", "coherence")
+PAIR_FORMATS = ("nsp", "sentence-pair", "sop", "coherence")
 NEEDS_OTHER_DOCUMENT = ("nsp", "sentence-pair")
-LABEL_COLUMNS = {"nsp": "next_sentence_label", "sentence-pair": "next_sentence_label", "sop": "sentence_order_label"}
+LABEL_COLUMNS = {
+    "nsp": "next_sentence_label",
+    "sentence-pair": "next_sentence_label",
+    "sop": "sentence_order_label",
+    "coherence": "next_sentence_label",  # 1 = B is from the same document but not adjacent (a harder negative)
+}
 LABEL_NAMES = {
     "next_sentence_label": ["IsNext", "NotNext"],  # transformers: 0 = B continues A, 1 = B is random
     "sentence_order_label": ["InOrder", "Swapped"],  # ALBERT: 0 = original order, 1 = swapped
@@ -276,8 +281,14 @@ def _truncate(rng, a, b, max_num_tokens):
     return a, b, cut_a + cut_b
 
 
-def _segment_pair_document(rng, group, d, cfg: InstanceConfig, out: _Instances, sop: bool):
-    """Google's ``create_instances_from_document`` (NSP), or ALBERT's SOP variant of it."""
+def _far_sentences(n: int, a_first: int, a_end: int) -> list[int]:
+    """Sentences that are neither in A (a_first..a_end-1) nor the one right after A."""
+    return [k for k in range(n) if k < a_first or k > a_end]
+
+
+def _segment_pair_document(rng, group, d, cfg: InstanceConfig, out: _Instances, sop: bool, coherence: bool = False):
+    """Google's ``create_instances_from_document`` (NSP), ALBERT's SOP variant, or the coherence variant
+    whose negatives come from the same document."""
     lengths, starts = group.sentence_lengths[d], group.sentence_starts[d]
     n = len(lengths)
     max_num_tokens = cfg.max_num_tokens
@@ -310,6 +321,27 @@ def _segment_pair_document(rng, group, d, cfg: InstanceConfig, out: _Instances, 
                     swap = rng.random() < cfg.nsp_probability
                     a, b, truncated = _truncate(rng, a, b, max_num_tokens)
                     out.add_pair(a, b, int(swap), doc_index, doc_index, truncated, short, swap=swap)
+            elif (
+                coherence and rng.random() < cfg.nsp_probability and _far_sentences(n, chunk_start, chunk_start + a_end)
+            ):
+                # Harder negative: B from the same document, but not the sentence after A (nor A itself).
+                k = rng.choice(_far_sentences(n, chunk_start, chunk_start + a_end))
+                b_start, length = starts[k], 0
+                for m in range(k, n):
+                    length += lengths[m]
+                    if length >= target - (a[1] - a[0]):
+                        break
+                i -= count - a_end
+                a, b, truncated = _truncate(rng, a, (b_start, b_start + length), max_num_tokens)
+                out.add_pair(a, b, 1, doc_index, doc_index, truncated, short)
+            elif coherence:
+                if count == 1:  # nothing follows A in this chunk, and no far sentence either: skip it
+                    chunk_start, chunk_len = i + 1, 0
+                    i += 1
+                    continue
+                b = (a[1], chunk_end)
+                a, b, truncated = _truncate(rng, a, b, max_num_tokens)
+                out.add_pair(a, b, 0, doc_index, doc_index, truncated, short)
             elif count == 1 or rng.random() < cfg.nsp_probability:
                 j = _random_other_document(rng, group, d)
                 b = _random_span(rng, group, j, target - (a[1] - a[0]))
@@ -424,5 +456,7 @@ def create_instances(
             if cfg.format == "sentence-pair":
                 _sentence_pair_document(rng, group, d, cfg, out)
             else:
-                _segment_pair_document(rng, group, d, cfg, out, sop=cfg.format == "sop")
+                _segment_pair_document(
+                    rng, group, d, cfg, out, sop=cfg.format == "sop", coherence=cfg.format == "coherence"
+                )
     return out.to_columns()

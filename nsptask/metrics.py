@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["pretraining_compute_metrics", "preprocess_logits_for_metrics", "binary_f1"]
+__all__ = ["pretraining_compute_metrics", "preprocess_logits_for_metrics"]
 
 
 def preprocess_logits_for_metrics(logits: Any, labels: Any) -> Any:
@@ -32,16 +32,18 @@ def preprocess_logits_for_metrics(logits: Any, labels: Any) -> Any:
     return logits
 
 
-def binary_f1(predictions: np.ndarray, labels: np.ndarray, positive: int = 1) -> float:
-    """F1 of the positive class."""
-    tp = int(((predictions == positive) & (labels == positive)).sum())
-    fp = int(((predictions == positive) & (labels != positive)).sum())
-    fn = int(((predictions != positive) & (labels == positive)).sum())
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+def _numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp", sparse: bool = True) -> Callable:
     """Build the ``compute_metrics`` function for an objective.
+
+    The function accumulates counts, so it works both ways the Trainer calls it: once on the whole
+    evaluation set, or batch by batch with ``batch_eval_metrics=True`` (nsptask's default), where nothing
+    is kept between batches but a few counters and evaluation memory stays flat however large the set.
 
     Args:
         objective (`str`): ``mlm+nsp``, ``mlm+sop``, ``mlm``, ``nsp`` or ``sop``.
@@ -49,37 +51,57 @@ def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp", spar
         sparse (`bool`, *optional*, defaults to `True`): Whether the model returns sparse-head outputs.
 
     Returns:
-        A function ``EvalPrediction -> dict[str, float]``.
+        A function ``(EvalPrediction, compute_result=True) -> dict[str, float]``.
     """
     has_mlm = objective.startswith("mlm")
     has_sentence = objective != "mlm"
+    totals: dict[str, float] = {}
 
-    def compute_metrics(eval_pred) -> dict[str, float]:
+    def compute_metrics(eval_pred, compute_result: bool = True) -> dict[str, float]:
         predictions = eval_pred.predictions
         label_ids = eval_pred.label_ids
         if not isinstance(predictions, (tuple, list)):
             predictions = (predictions,)
         if not isinstance(label_ids, (tuple, list)):
             label_ids = (label_ids,)
-        metrics: dict[str, float] = {}
         if has_mlm:
-            mlm_labels = np.asarray(label_ids[0])
-            mlm_predictions = np.asarray(predictions[0])
+            mlm_labels = _numpy(label_ids[0])
+            mlm_predictions = _numpy(predictions[0])
             length = min(mlm_labels.shape[1], mlm_predictions.shape[1])
             mlm_labels, mlm_predictions = mlm_labels[:, :length], mlm_predictions[:, :length]
             mask = mlm_labels != -100
-            metrics["mlm_accuracy"] = float((mlm_predictions[mask] == mlm_labels[mask]).mean()) if mask.any() else 0.0
+            totals["mlm_correct"] = totals.get("mlm_correct", 0) + int(
+                (mlm_predictions[mask] == mlm_labels[mask]).sum()
+            )
+            totals["mlm_total"] = totals.get("mlm_total", 0) + int(mask.sum())
             if sparse:
-                loss_sum, count = np.asarray(predictions[1]).sum(), np.asarray(predictions[2]).sum()
-                loss = float(loss_sum / max(count, 1))
+                totals["mlm_loss_sum"] = totals.get("mlm_loss_sum", 0.0) + float(_numpy(predictions[1]).sum())
+                totals["mlm_count"] = totals.get("mlm_count", 0) + int(_numpy(predictions[2]).sum())
+        if has_sentence:
+            labels = _numpy(label_ids[-1]).reshape(-1)
+            predicted = _numpy(predictions[-1]).reshape(len(labels), -1).argmax(-1)
+            for name, value in (
+                ("tp", (predicted == 1) & (labels == 1)),
+                ("fp", (predicted == 1) & (labels != 1)),
+                ("fn", (predicted != 1) & (labels == 1)),
+                ("correct", predicted == labels),
+            ):
+                totals[name] = totals.get(name, 0) + int(value.sum())
+            totals["sentences"] = totals.get("sentences", 0) + len(labels)
+        if not compute_result:
+            return {}
+        metrics: dict[str, float] = {}
+        if has_mlm:
+            metrics["mlm_accuracy"] = totals["mlm_correct"] / max(totals["mlm_total"], 1)
+            if sparse:
+                loss = totals["mlm_loss_sum"] / max(totals["mlm_count"], 1)
                 metrics["mlm_loss"] = loss
                 metrics["mlm_perplexity"] = float(math.exp(min(loss, 50.0)))
         if has_sentence:
-            logits = np.asarray(predictions[-1])
-            labels = np.asarray(label_ids[-1]).reshape(-1)
-            predicted = logits.reshape(len(labels), -1).argmax(-1)
-            metrics[f"{sentence_task}_accuracy"] = float((predicted == labels).mean())
-            metrics[f"{sentence_task}_f1"] = binary_f1(predicted, labels)
+            tp, fp, fn = totals["tp"], totals["fp"], totals["fn"]
+            metrics[f"{sentence_task}_accuracy"] = totals["correct"] / max(totals["sentences"], 1)
+            metrics[f"{sentence_task}_f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        totals.clear()
         return metrics
 
     return compute_metrics

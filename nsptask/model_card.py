@@ -54,9 +54,15 @@ def render_model_card(
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    task = task or {"type": "fill-mask" if objective.startswith("mlm") else "text-classification",
-                    "name": "Masked language modelling" if objective.startswith("mlm") else "Sentence relation"}
-    dataset_name = "bundled English Wikipedia sample" if data_report is None or data_report.get("source") is None else data_report["source"]
+    task = task or {
+        "type": "fill-mask" if objective.startswith("mlm") else "text-classification",
+        "name": "Masked language modelling" if objective.startswith("mlm") else "Sentence relation",
+    }
+    dataset_name = (
+        "bundled English Wikipedia sample"
+        if data_report is None or data_report.get("source") is None
+        else data_report["source"]
+    )
     results = []
     for key, (metric_type, metric_name) in _METRIC_NAMES.items():
         if key in metrics:

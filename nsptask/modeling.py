@@ -37,7 +37,12 @@ logger = logging.getLogger(__name__)
 
 OBJECTIVES = ("mlm+nsp", "mlm+sop", "mlm", "nsp", "sop")
 DEFAULT_FORMATS = {"mlm+nsp": "nsp", "mlm+sop": "sop", "mlm": "full-sentences", "nsp": "nsp", "sop": "sop"}
-SENTENCE_FORMATS = {"mlm+nsp": ("nsp", "sentence-pair"), "mlm+sop": ("sop",), "nsp": ("nsp", "sentence-pair"), "sop": ("sop",)}
+SENTENCE_FORMATS = {
+    "mlm+nsp": ("nsp", "sentence-pair"),
+    "mlm+sop": ("sop",),
+    "nsp": ("nsp", "sentence-pair"),
+    "sop": ("sop",),
+}
 
 # BERT shapes (Turc et al., 2019, "Well-Read Students Learn Better": BERT-Tiny/Mini/Small; BERT-base).
 PRESETS: dict[str, dict[str, int]] = {
@@ -227,7 +232,14 @@ def enable_sparse_mlm(model) -> bool:
         if labels is not None:
             selected = labels != -100
             rows = selected.nonzero(as_tuple=True)[0]
-            logits = mlm_getter(self)(sequence[selected])
+            hidden = sequence[selected]
+            n_selected = hidden.shape[0]
+            # Round the row count up to a multiple of 64 with zero rows: the head's allocations then come in a
+            # few sizes that the allocator reuses, instead of a new size every batch (which fragments memory).
+            padded = -n_selected % 64
+            if padded:
+                hidden = torch.cat([hidden, hidden.new_zeros(padded, hidden.shape[1])])
+            logits = mlm_getter(self)(hidden)[:n_selected]
             targets = labels[selected]
             per_token = F.cross_entropy(logits.float(), targets, reduction="none")
             # An empty selection gives a zero loss that still touches the graph (DDP needs every parameter).

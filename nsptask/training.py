@@ -37,7 +37,9 @@ class NspTrainingArguments(TrainingArguments):
     """``TrainingArguments`` plus what pretraining with nsptask needs. Defaults suit a CPU run of the ``tiny``
     preset on the bundled corpus; every ``TrainingArguments`` option still applies."""
 
-    objective: str = field(default="mlm+nsp", metadata={"help": f"Pretraining objective: one of {', '.join(OBJECTIVES)}."})
+    objective: str = field(
+        default="mlm+nsp", metadata={"help": f"Pretraining objective: one of {', '.join(OBJECTIVES)}."}
+    )
     data_format: str | None = field(
         default=None,
         metadata={
@@ -46,15 +48,19 @@ class NspTrainingArguments(TrainingArguments):
         },
     )
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Pretrained model (local path or Hub id). Default: a preset built from a config."}
+        default=None,
+        metadata={"help": "Pretrained model (local path or Hub id). Default: a preset built from a config."},
     )
     preset: str = field(default="tiny", metadata={"help": f"Model size when no model is given: {', '.join(PRESETS)}."})
     tokenizer_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Tokenizer path or Hub id. Default: the model's, or nsptask's WordPiece tokenizer for presets."},
+        metadata={
+            "help": "Tokenizer path or Hub id. Default: the model's, or nsptask's WordPiece tokenizer for presets."
+        },
     )
     corpus: list[str] | None = field(
-        default=None, metadata={"help": "Corpus files, directory or Hub dataset. Default: the bundled Wikipedia sample."}
+        default=None,
+        metadata={"help": "Corpus files, directory or Hub dataset. Default: the bundled Wikipedia sample."},
     )
     corpus_format: str | None = field(
         default=None, metadata={"help": "sentences, text, json, csv, parquet or wikipedia (guessed from file names)."}
@@ -69,12 +75,16 @@ class NspTrainingArguments(TrainingArguments):
     mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens to predict."})
     masking: str = field(
         default="bernoulli",
-        metadata={"help": "'bernoulli' (transformers: each token independently) or 'exact' (BERT: round(p*n) per sequence)."},
+        metadata={
+            "help": "'bernoulli' (transformers: each token independently) or 'exact' (BERT: round(p*n) per sequence)."
+        },
     )
     max_predictions_per_seq: int | None = field(
         default=None, metadata={"help": "Cap of the exact masking budget (Google: 20 at length 128)."}
     )
-    whole_word_mask: bool = field(default=False, metadata={"help": "Mask whole words (WordPiece '##' pieces; Chinese via jieba)."})
+    whole_word_mask: bool = field(
+        default=False, metadata={"help": "Mask whole words (WordPiece '##' pieces; Chinese via jieba)."}
+    )
     sparse_mlm_head: bool = field(
         default=True, metadata={"help": "Compute the MLM head only at masked positions where the model allows it."}
     )
@@ -91,10 +101,15 @@ class NspTrainingArguments(TrainingArguments):
     warmup_steps: float = field(default=0.06, metadata={"help": "Warm-up steps, or a fraction of all steps if < 1."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs (ignored when max_steps > 0)."})
     logging_steps: float = field(default=20, metadata={"help": "Log every N steps."})
-    eval_strategy: IntervalStrategy | str = field(default="steps", metadata={"help": "When to evaluate: no, steps, epoch."})
+    eval_strategy: IntervalStrategy | str = field(
+        default="steps", metadata={"help": "When to evaluate: no, steps, epoch."}
+    )
     eval_steps: float | None = field(default=100, metadata={"help": "Evaluate every N steps."})
     save_steps: float = field(default=200, metadata={"help": "Save a checkpoint every N steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
+    batch_eval_metrics: bool = field(
+        default=True, metadata={"help": "Compute metrics batch by batch, so evaluation memory stays flat."}
+    )
     report_to: None | str | list[str] = field(
         default_factory=_default_report_to, metadata={"help": "Loggers: tensorboard where installed, else none."}
     )
@@ -104,7 +119,13 @@ class NspTrainingArguments(TrainingArguments):
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.data_format is None:
             self.data_format = DEFAULT_FORMATS[self.objective]
-        if self.objective == "mlm" and self.data_format not in ("full-sentences", "doc-sentences", "nsp", "sop", "sentence-pair"):
+        if self.objective == "mlm" and self.data_format not in (
+            "full-sentences",
+            "doc-sentences",
+            "nsp",
+            "sop",
+            "sentence-pair",
+        ):
             raise ValueError(f"Unknown data_format {self.data_format!r}")
         if self.objective != "mlm" and self.data_format not in SENTENCE_FORMATS[self.objective]:
             raise ValueError(
@@ -229,7 +250,7 @@ def pretrain(
         ```
     """
     from .collator import PretrainingCollator
-    from .metrics import pretraining_compute_metrics, preprocess_logits_for_metrics
+    from .metrics import preprocess_logits_for_metrics, pretraining_compute_metrics
     from .modeling import build_model, enable_sparse_mlm, sentence_label_argument
     from .tokenization import check_pair_tokenizer, load_tokenizer
 

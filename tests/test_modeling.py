@@ -41,7 +41,11 @@ SMALL = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, interme
 def test_sparse_mlm_head_loss_equals_the_dense_head(tokenizer, make):
     torch.manual_seed(0)
     model = make(len(tokenizer)).eval()
-    label_name = "sentence_order_label" if "Albert" in type(model).__name__ and "PreTraining" in type(model).__name__ else "next_sentence_label"
+    label_name = (
+        "sentence_order_label"
+        if "Albert" in type(model).__name__ and "PreTraining" in type(model).__name__
+        else "next_sentence_label"
+    )
     batch = _batch(tokenizer, label_name)
     if "PreTraining" not in type(model).__name__:
         batch.pop(label_name)

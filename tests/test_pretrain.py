@@ -31,8 +31,10 @@ QUICK = dict(
 @pytest.mark.parametrize("objective", ["mlm+nsp", "mlm+sop", "mlm", "nsp", "sop"])
 def test_each_objective_trains_losses_fall_and_parameters_change(tokenizer, tmp_path, objective):
     # A sentence task alone sits at chance for the first ~150 steps; MLM losses fall at once.
-    steps = 24 if objective.startswith("mlm") else 240
-    args = NspTrainingArguments(output_dir=str(tmp_path), objective=objective, max_steps=steps, learning_rate=2e-3, **QUICK)
+    steps = 24 if objective.startswith("mlm") else 160
+    args = NspTrainingArguments(
+        output_dir=str(tmp_path), objective=objective, max_steps=steps, learning_rate=2e-3, **QUICK
+    )
     model, _ = build_model(objective, tokenizer, preset="tiny", seed=args.seed)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     initial = copy.deepcopy(model)
@@ -99,11 +101,15 @@ def test_saved_model_reloads_with_the_same_logits_and_carries_a_model_card(token
     from transformers import AutoModelForPreTraining, AutoTokenizer
 
     out = tmp_path / "model"
-    result = pretrain(NspTrainingArguments(output_dir=str(out), objective="mlm+nsp", max_steps=6, **QUICK), tokenizer=tokenizer)
+    result = pretrain(
+        NspTrainingArguments(output_dir=str(out), objective="mlm+nsp", max_steps=6, **QUICK), tokenizer=tokenizer
+    )
     trained = result.trainer.model.eval()
     reloaded = AutoModelForPreTraining.from_pretrained(out).eval()
     assert type(reloaded).__name__ == "BertForPreTraining"
-    inputs = AutoTokenizer.from_pretrained(out)(["The city was founded."], ["It grew along the river."], return_tensors="pt")
+    inputs = AutoTokenizer.from_pretrained(out)(
+        ["The city was founded."], ["It grew along the river."], return_tensors="pt"
+    )
     with torch.no_grad():
         original = type(trained).forward(trained, **inputs)  # the class's dense forward
         again = reloaded(**inputs)
@@ -127,8 +133,25 @@ def test_cli_pretrain_runs_in_process(tmp_path, capsys):
     from nsptask.cli import main
 
     code = main(
-        ["pretrain", "--objective", "mlm", "--output_dir", str(tmp_path), "--max_steps", "3", "--max_seq_length", "64",
-         "--report_to", "none", "--disable_tqdm", "true", "--max_eval_samples", "64", "--save_strategy", "no"]
+        [
+            "pretrain",
+            "--objective",
+            "mlm",
+            "--output_dir",
+            str(tmp_path),
+            "--max_steps",
+            "3",
+            "--max_seq_length",
+            "64",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--max_eval_samples",
+            "64",
+            "--save_strategy",
+            "no",
+        ]
     )
     assert code == 0
     assert '"steps": 3' in capsys.readouterr().out
@@ -160,23 +183,80 @@ def test_mlm_nsp_learns_next_sentence_prediction_above_chance(tokenizer, tmp_pat
 @pytest.mark.slow
 def test_two_process_accelerate_launch_matches_one_process_with_accumulation(tmp_path):
     common = [
-        "pretrain", "--objective", "mlm+nsp", "--max_steps", "8", "--max_seq_length", "64",
-        "--per_device_eval_batch_size", "16", "--learning_rate", "2e-3", "--dropout", "0", "--report_to", "none",
-        "--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no", "--max_eval_samples", "96",
-        "--logging_steps", "2", "--dataloader_pin_memory", "false",
+        "pretrain",
+        "--objective",
+        "mlm+nsp",
+        "--max_steps",
+        "8",
+        "--max_seq_length",
+        "64",
+        "--per_device_eval_batch_size",
+        "16",
+        "--learning_rate",
+        "2e-3",
+        "--dropout",
+        "0",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--save_strategy",
+        "no",
+        "--eval_strategy",
+        "no",
+        "--max_eval_samples",
+        "96",
+        "--logging_steps",
+        "2",
+        "--dataloader_pin_memory",
+        "false",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run(
-        [sys.executable, "-m", "nsptask.cli", *common, "--output_dir", str(tmp_path / "one"),
-         "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "nsptask.cli",
+            *common,
+            "--output_dir",
+            str(tmp_path / "one"),
+            "--per_device_train_batch_size",
+            "8",
+            "--gradient_accumulation_steps",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert single.returncode == 0, single.stderr[-3000:]
     double = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nsptask.cli", *common,
-         "--output_dir", str(tmp_path / "two"), "--per_device_train_batch_size", "8"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--cpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "nsptask.cli",
+            *common,
+            "--output_dir",
+            str(tmp_path / "two"),
+            "--per_device_train_batch_size",
+            "8",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert double.returncode == 0, double.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "all_results.json").read_text())
@@ -197,3 +277,31 @@ def test_pretrained_minilm_checkpoint_gets_heads_and_trains(tmp_path):
     assert any(k.startswith("cls.") for k in result.model_info["missing_keys"])
     assert result.trainer.model.config.hidden_size == 384
     assert result.metrics["eval_mlm_accuracy"] > 0.05  # a real pretrained encoder already predicts tokens
+
+
+def test_albert_checkpoint_trains_sop_with_its_own_head(tokenizer, tmp_path):
+    import transformers
+
+    config = transformers.AlbertConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=32,
+        hidden_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=128,
+    )
+    transformers.AlbertForPreTraining(config).save_pretrained(tmp_path / "albert")
+    args = NspTrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        objective="mlm+sop",
+        model_name_or_path=str(tmp_path / "albert"),
+        tokenizer_name_or_path=None,
+        max_steps=3,
+        **QUICK,
+    )
+    result = pretrain(args, tokenizer=tokenizer)
+    assert type(result.trainer.model).__name__ == "AlbertForPreTraining"
+    assert args.label_names == ["labels", "sentence_order_label"]
+    assert "sentence_order_label" in result.trainer.train_dataset.column_names
+    assert 0 <= result.metrics["eval_sop_accuracy"] <= 1

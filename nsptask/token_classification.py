@@ -1,0 +1,139 @@
+"""Token classification: sub-word alignment, seqeval scoring, word-level prediction.
+
+The label of a word goes on its first sub-token; the other sub-tokens get -100 (ignored) by default. With
+``label_all_tokens=True`` training labels every sub-token (continuation pieces get the ``I-`` tag of the
+word), but evaluation labels stay on first sub-tokens only, so predictions are always scored per *word*:
+labelling all sub-tokens ``B-`` would otherwise inflate seqeval's entity counts (transformers #14043).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "tokenize_and_align_labels",
+    "word_predictions",
+    "seqeval_scores",
+    "token_classification_compute_metrics",
+]
+
+
+def _continuation_ids(label_names: list[str]) -> list[int]:
+    """For each label id, the id used on a word's later sub-tokens (B-X -> I-X when I-X exists)."""
+    index = {name: i for i, name in enumerate(label_names)}
+    return [index.get("I-" + name[2:], i) if name.startswith("B-") else i for i, name in enumerate(label_names)]
+
+
+def tokenize_and_align_labels(
+    batch: dict[str, list],
+    *,
+    tokenizer: Any,
+    label_names: list[str],
+    max_length: int = 128,
+    label_all_tokens: bool = False,
+    tokens_column: str = "tokens",
+    tags_column: str = "ner_tags",
+) -> dict[str, list]:
+    """Tokenize pre-split words and align word labels to sub-tokens (batched map function).
+
+    Words cut off by `max_length` are counted in ``words_truncated`` (one value per example).
+
+    Args:
+        batch (`dict[str, list]`): Columns `tokens_column` (words) and `tags_column` (label ids).
+        tokenizer (`PreTrainedTokenizerFast`): A fast tokenizer (it gives word ids).
+        label_names (`list[str]`): The label set (for the B- to I- mapping of continuation pieces).
+        max_length (`int`, *optional*, defaults to 128): Truncation length.
+        label_all_tokens (`bool`, *optional*, defaults to `False`): Label every sub-token.
+
+    Returns:
+        `dict[str, list]`: ``input_ids``, ``attention_mask``, ``token_type_ids`` (if the tokenizer makes them),
+        ``labels``, ``words_truncated``.
+    """
+    encoded = tokenizer(batch[tokens_column], is_split_into_words=True, truncation=True, max_length=max_length)
+    continuation = _continuation_ids(label_names)
+    labels, truncated = [], []
+    for i, word_labels in enumerate(batch[tags_column]):
+        word_ids = encoded.word_ids(i)
+        row, previous = [], None
+        for word in word_ids:
+            if word is None:
+                row.append(-100)
+            elif word != previous:
+                row.append(word_labels[word])
+            else:
+                row.append(continuation[word_labels[word]] if label_all_tokens else -100)
+            previous = word
+        labels.append(row)
+        seen = {w for w in word_ids if w is not None}
+        truncated.append(len(word_labels) - len(seen))
+    encoded["labels"] = labels
+    encoded["words_truncated"] = truncated
+    return dict(encoded)
+
+
+def word_predictions(predictions: np.ndarray, labels: np.ndarray, label_names: list[str]):
+    """Collapse sub-token predictions to words: keep the positions whose label is not -100 (first
+    sub-tokens), as tag strings. Returns ``(true_tags, predicted_tags)`` lists of lists."""
+    true_tags, predicted_tags = [], []
+    for prediction, label in zip(predictions, labels):
+        keep = label != -100
+        true_tags.append([label_names[i] for i in label[keep]])
+        predicted_tags.append([label_names[i] for i in prediction[: len(label)][keep]])
+    return true_tags, predicted_tags
+
+
+def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], mode: str | None = None) -> dict:
+    """Entity-level scores with seqeval: micro and macro precision/recall/F1, a per-type report, token
+    accuracy, and the text ``classification_report``.
+
+    Args:
+        true_tags, predicted_tags (`list[list[str]]`): Tags per word, per sentence.
+        mode (`str`, *optional*): `None` for seqeval's default (conlleval-compatible) mode, ``"strict"`` for
+            strict IOB2 matching.
+    """
+    from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    kwargs: dict[str, Any] = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
+    report = classification_report(true_tags, predicted_tags, output_dict=True, zero_division=0, **kwargs)
+    return {
+        "precision": precision_score(true_tags, predicted_tags, zero_division=0, **kwargs),
+        "recall": recall_score(true_tags, predicted_tags, zero_division=0, **kwargs),
+        "f1": f1_score(true_tags, predicted_tags, zero_division=0, **kwargs),
+        "macro_f1": f1_score(true_tags, predicted_tags, average="macro", zero_division=0, **kwargs),
+        "accuracy": accuracy_score(true_tags, predicted_tags),
+        "per_type": {
+            k: {m: float(v) for m, v in row.items()}
+            for k, row in report.items()
+            if k not in ("micro avg", "macro avg", "weighted avg")
+        },
+        "report": classification_report(true_tags, predicted_tags, digits=4, zero_division=0, **kwargs),
+    }
+
+
+def token_classification_compute_metrics(label_names: list[str], mode: str | None = None) -> Callable:
+    """``compute_metrics`` for token classification: seqeval on word-level predictions.
+
+    Returns a function whose result has ``precision``, ``recall``, ``f1``, ``macro_f1``, ``accuracy`` and
+    ``f1_<TYPE>`` per entity type; the last text report is kept in ``compute_metrics.last_report``.
+    """
+
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        predictions = np.asarray(eval_pred.predictions)
+        if predictions.ndim == 3:
+            predictions = predictions.argmax(-1)
+        true_tags, predicted_tags = word_predictions(predictions, np.asarray(eval_pred.label_ids), label_names)
+        scores = seqeval_scores(true_tags, predicted_tags, mode)
+        compute_metrics.last_report = scores["report"]
+        compute_metrics.last_scores = scores
+        out = {k: float(scores[k]) for k in ("precision", "recall", "f1", "macro_f1", "accuracy")}
+        for entity, row in scores["per_type"].items():
+            out[f"f1_{entity}"] = row["f1-score"]
+        return out
+
+    compute_metrics.last_report = ""
+    compute_metrics.last_scores = {}
+    return compute_metrics
