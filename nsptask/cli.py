@@ -291,6 +291,45 @@ def run_predict(args: PredictArguments) -> int:
     return 0
 
 
+def run_ablate(args) -> int:
+    from .study import run_study
+
+    run_study(args)
+    from .distributed import is_main_process
+
+    if is_main_process():
+        report = Path(args.output_dir) / "report.md"
+        text = report.read_text()
+        print(text.split("## How to read it")[0])
+        print(f"report: {report}")
+    return 0
+
+
+@dataclass
+class ReportArguments:
+    """Options of ``nsptask report``."""
+
+    study_dir: str = field(default=None, metadata={"help": "A study directory (finished or partial)."})
+    compare: list[str] | None = field(default=None, metadata={"help": "Other study directories to put side by side."})
+
+
+def run_report(args: ReportArguments) -> int:
+    from .report import write_report
+
+    if not args.study_dir or not Path(args.study_dir).is_dir():
+        raise ValueError(f"{args.study_dir!r} is not a study directory (made by nsptask ablate).")
+    path = write_report(args.study_dir, args.compare)
+    print(path.read_text().split("## How to read it")[0])
+    print(f"report: {path}")
+    return 0
+
+
+def _ablate_arguments():
+    from .study import AblateArguments
+
+    return AblateArguments
+
+
 def _finetune_arguments():
     from .finetuning import FinetuneArguments
 
@@ -321,6 +360,12 @@ COMMANDS = {
         "Evaluate a fine-tuned model on its task's data, without training.",
     ),
     "predict": (PredictArguments, run_predict, "Score sentence pairs (IsNext probability) or tag words; JSONL out."),
+    "ablate": (
+        _ablate_arguments,
+        run_ablate,
+        "Run the remove-NSP study: pretrain each arm, judge it intrinsically and downstream, write the report.",
+    ),
+    "report": (ReportArguments, run_report, "Rebuild a study's report (report.md, results.json/csv, plots)."),
 }
 
 
@@ -342,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     arguments_type, run, description = COMMANDS[argv[0]]
     if not isinstance(arguments_type, type):  # heavy argument classes are imported only when used
         arguments_type = arguments_type()
-    (args,) = _parse(arguments_type, argv[1:], f"nsptask {argv[0]}", description)
+    rest = argv[1:]
+    if argv[0] == "report" and rest and not rest[0].startswith("-"):
+        rest = ["--study_dir", rest[0], *rest[1:]]
+    (args,) = _parse(arguments_type, rest, f"nsptask {argv[0]}", description)
     from .corpus import CorpusError
 
     try:

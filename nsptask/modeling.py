@@ -30,7 +30,6 @@ __all__ = [
     "build_model",
     "sentence_label_argument",
     "enable_sparse_mlm",
-    "SparsePretrainingOutput",
 ]
 
 logger = logging.getLogger(__name__)

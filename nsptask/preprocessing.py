@@ -13,6 +13,7 @@ fingerprint cache recognises a repeated call::
 from __future__ import annotations
 
 import hashlib
+import weakref
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,27 @@ def validation_flags(doc_ids: list[str], validation_fraction: float, split_seed:
     return [is_validation_document(d, validation_fraction, split_seed) for d in doc_ids]
 
 
+_PLAIN_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def plain_backend(tokenizer: Any):
+    """A copy of the tokenizer's Rust backend with truncation and padding off.
+
+    A fast tokenizer keeps the truncation and padding of its last ``tokenizer(..., truncation=True,
+    max_length=...)`` call in its backend; encoding corpus sentences with that backend directly would cut
+    them silently. The copy is made once per tokenizer.
+    """
+    backend = _PLAIN_BACKENDS.get(tokenizer)
+    if backend is None:
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        backend.no_truncation()
+        backend.no_padding()
+        _PLAIN_BACKENDS[tokenizer] = backend
+    return backend
+
+
 def _encode(tokenizer: Any, sentences: list[str], backend: str) -> tuple[np.ndarray, np.ndarray]:
     """Flat token ids and per-sentence lengths, without special tokens."""
     if not sentences:
@@ -50,18 +72,18 @@ def _encode(tokenizer: Any, sentences: list[str], backend: str) -> tuple[np.ndar
     if backend == "tokie":
         from .tokenization import TokieEncoder
 
-        encoder = _TOKIE_CACHE.get(id(tokenizer))
+        encoder = _TOKIE_CACHE.get(tokenizer)
         if encoder is None:
-            encoder = _TOKIE_CACHE[id(tokenizer)] = TokieEncoder(tokenizer)
+            encoder = _TOKIE_CACHE[tokenizer] = TokieEncoder(tokenizer)
         ids, lengths = encoder.encode_flat(sentences)
         return ids.astype(np.int32), lengths.astype(np.int64)
-    encodings = tokenizer.backend_tokenizer.encode_batch_fast(sentences, add_special_tokens=False)
+    encodings = plain_backend(tokenizer).encode_batch_fast(sentences, add_special_tokens=False)
     lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
     ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int32, count=int(lengths.sum()))
     return ids, lengths
 
 
-_TOKIE_CACHE: dict[int, Any] = {}
+_TOKIE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def tokenize_documents(

@@ -94,16 +94,18 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
         mode (`str`, *optional*): `None` for seqeval's default (conlleval-compatible) mode, ``"strict"`` for
             strict IOB2 matching.
     """
-    from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+    from seqeval.metrics import accuracy_score, classification_report
     from seqeval.scheme import IOB2
 
     kwargs: dict[str, Any] = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
+    # One pass for the figures (seqeval is pure Python), one for the text report.
     report = classification_report(true_tags, predicted_tags, output_dict=True, zero_division=0, **kwargs)
+    micro, macro = report["micro avg"], report["macro avg"]
     return {
-        "precision": precision_score(true_tags, predicted_tags, zero_division=0, **kwargs),
-        "recall": recall_score(true_tags, predicted_tags, zero_division=0, **kwargs),
-        "f1": f1_score(true_tags, predicted_tags, zero_division=0, **kwargs),
-        "macro_f1": f1_score(true_tags, predicted_tags, average="macro", zero_division=0, **kwargs),
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "macro_f1": float(macro["f1-score"]),
         "accuracy": accuracy_score(true_tags, predicted_tags),
         "per_type": {
             k: {m: float(v) for m, v in row.items()}

@@ -193,9 +193,11 @@ class TokieEncoder:
 
         import tokie
 
+        from .preprocessing import plain_backend
+
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "tokenizer.json")
-            tokenizer.backend_tokenizer.save(path)
+            plain_backend(tokenizer).save(path)  # without the truncation of earlier calls
             self._tokenizer = tokie.Tokenizer.from_json(path)
 
     def encode_flat(self, texts: list[str]):

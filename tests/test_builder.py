@@ -85,7 +85,7 @@ def test_notnext_segments_come_from_the_same_pool(tokenizer):
 
 def test_builder_exposes_one_config_per_format_with_class_labels():
     names = [c.name for c in PretrainingDataBuilder.BUILDER_CONFIGS]
-    assert names == ["nsp", "sentence-pair", "sop", "full-sentences", "doc-sentences"]
+    assert names == ["nsp", "sentence-pair", "sop", "full-sentences", "doc-sentences", "coherence"]
     assert instance_features("nsp")["next_sentence_label"].names == ["IsNext", "NotNext"]
     assert instance_features("sop")["sentence_order_label"].names == ["InOrder", "Swapped"]
     assert "token_type_ids" not in instance_features("full-sentences")
@@ -135,3 +135,14 @@ def test_tokie_backend_gives_identical_instances(tokenizer):
     hf = build_pretraining_dataset(format="nsp", tokenizer=tokenizer)
     fast = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, tokenizer_backend="tokie")
     assert hf["train"]["input_ids"] == fast["train"]["input_ids"]
+
+
+def test_a_tokenizer_used_with_truncation_before_still_builds_whole_sentences(tmp_path):
+    from nsptask.tokenization import default_tokenizer
+
+    tokenizer = default_tokenizer()
+    reference = build_pretraining_dataset(format="doc-sentences", tokenizer=tokenizer, cache_dir=tmp_path / "a")
+    tokenizer(["a sentence to set the backend's truncation"], truncation=True, max_length=4)
+    again = build_pretraining_dataset(format="doc-sentences", tokenizer=default_tokenizer(), cache_dir=tmp_path / "b")
+    truncated_state = build_pretraining_dataset(format="doc-sentences", tokenizer=tokenizer, cache_dir=tmp_path / "c")
+    assert reference["train"]["input_ids"] == again["train"]["input_ids"] == truncated_state["train"]["input_ids"]

@@ -1,0 +1,24 @@
+"""A custom remove-NSP study through the Python API.
+
+Four arms (RoBERTa's two formats without NSP, BERT's segment pairs and single-sentence pairs with NSP),
+three seeds, a bigger budget than the default, and a user NER task scored with seqeval.
+
+    python examples/study_api.py                                   # CPU: about an hour
+    accelerate launch --config_file examples/accelerate_ddp_8gpu.yaml examples/study_api.py
+"""
+
+from nsptask.report import write_report
+from nsptask.study import AblateArguments, run_study
+
+args = AblateArguments(
+    output_dir="runs/study-custom",
+    arms=["mlm:full-sentences", "mlm:doc-sentences", "mlm+nsp:nsp", "mlm+nsp:sentence-pair", "mlm+sop:sop"],
+    seeds=[1, 2, 3],
+    preset="mini",
+    token_budget=5_000_000,
+    downstream=["segment-tagging", "nsp", "sop", "coherence"],
+    # A CoNLL NER set as a user task (WNUT-17 here; any CoNLL-2003 or token<TAB>tag file works):
+    # ner_train_file="wnut17/train.conll", ner_validation_file="wnut17/dev.conll",
+)
+run_study(args)  # resumable: run it again after an interruption
+print(write_report(args.output_dir).read_text().split("## How to read it")[0])
