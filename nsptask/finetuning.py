@@ -278,7 +278,9 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
     callbacks = list(callbacks or [])
     if args.early_stopping_patience:
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
-    trainer = transformers.Trainer(
+    from .training import NspTrainer
+
+    trainer = NspTrainer(
         model=model,
         args=args,
         train_dataset=train.remove_columns([c for c in extra_columns if c in train.column_names]),
@@ -313,25 +315,26 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
         trainer.save_metrics("all", metrics)
         if report:
             Path(args.output_dir, "classification_report.txt").write_text(report)
-        from .model_card import write_model_card
-
-        write_model_card(
-            args.output_dir,
-            objective=f"finetune:{args.task}",
-            data_format=args.task,
-            metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-            model_name=Path(args.output_dir).name,
-            base_model=args.model_name_or_path,
-            architecture=type(model).__name__,
-            num_parameters=int(sum(p.numel() for p in model.parameters())),
-            steps=int(trainer.state.global_step),
-            training={
-                "labels": ", ".join(label_names),
-                "learning_rate": args.learning_rate,
-                "epochs": args.num_train_epochs,
-            },
-            task={"type": "token-classification" if token_task else "text-classification", "name": args.task},
-        )
+    # The card is what push_to_hub uploads too (NspTrainer.create_model_card).
+    trainer.nsptask_card = dict(
+        objective=f"finetune:{args.task}",
+        data_format=args.task,
+        metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+        model_name=Path(args.output_dir).name,
+        base_model=args.model_name_or_path,
+        architecture=type(model).__name__,
+        num_parameters=int(sum(p.numel() for p in model.parameters())),
+        steps=int(trainer.state.global_step),
+        training={
+            "labels": ", ".join(label_names),
+            "learning_rate": args.learning_rate,
+            "epochs": args.num_train_epochs,
+        },
+        task={"type": "token-classification" if token_task else "text-classification", "name": args.task},
+        hub_model_id=args.hub_model_id,
+    )
+    if trainer.is_world_process_zero():
+        trainer.create_model_card()
     if args.push_to_hub:
         trainer.push_to_hub(commit_message=f"nsptask: fine-tuned on {args.task}")
     return FinetuneResult(trainer=trainer, metrics=metrics, label_names=list(label_names), report=report)

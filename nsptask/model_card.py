@@ -14,6 +14,11 @@ _METRIC_NAMES = {
     "eval_nsp_f1": ("f1", "NSP F1 (NotNext)"),
     "eval_sop_accuracy": ("accuracy", "SOP accuracy"),
     "eval_sop_f1": ("f1", "SOP F1 (Swapped)"),
+    "eval_accuracy": ("accuracy", "Accuracy"),
+    "eval_f1": ("f1", "F1"),
+    "eval_f1_macro": ("f1", "Macro F1"),
+    "eval_matthews_correlation": ("matthews_correlation", "Matthews correlation"),
+    "eval_boundary_accuracy": ("accuracy", "Exact-boundary accuracy"),
 }
 
 _OBJECTIVE_TEXT = {

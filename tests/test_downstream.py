@@ -233,6 +233,9 @@ def test_segment_tagging_fine_tune_beats_the_majority_label(pretrained_tiny, tmp
     assert metrics["eval_label_O_f1"] > 0.9
     assert {"eval_boundary_accuracy_true", "eval_boundary_accuracy_random", "eval_f1"} <= set(metrics)
     assert (tmp_path / "classification_report.txt").read_text().count("L") >= 1
+    card = (tmp_path / "README.md").read_text()
+    assert "token-classification" in card and "O, B-L, I-L, B-R, I-R" in card
+    assert "name: F1" in card and "Exact-boundary accuracy" in card
 
 
 def test_nsp_as_a_task_fine_tune_beats_the_majority_class(pretrained_tiny, tokenizer, tmp_path):
