@@ -27,12 +27,33 @@ import numpy as np
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
+from .modeling import check_vocabulary
+
 __all__ = ["FinetuneArguments", "finetune", "FinetuneResult", "classification_compute_metrics", "TASKS"]
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("nsp", "sop", "coherence", "classification", "segment-tagging", "ner")
 TOKEN_TASKS = ("segment-tagging", "ner")
+# Columns the task data keeps for scoring and accounting, not model inputs.
+BOOKKEEPING_COLUMNS = ("doc_index", "boundary", "continuation", "truncated", "words_truncated")
+
+
+def _collator_and_metrics(task: str, tokenizer, label_names: list[str], seqeval_mode: str | None):
+    """The stock collator and the compute_metrics hook of a task."""
+    import transformers
+
+    from .token_classification import token_classification_compute_metrics
+
+    if task in TOKEN_TASKS:
+        collator = transformers.DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8)
+        return collator, token_classification_compute_metrics(label_names, seqeval_mode)
+    collator = transformers.DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+    return collator, classification_compute_metrics(len(label_names))
+
+
+def _model_inputs(dataset):
+    return dataset.remove_columns([c for c in BOOKKEEPING_COLUMNS if c in dataset.column_names])
 
 
 @dataclass
@@ -231,7 +252,6 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
     """
     import transformers
 
-    from .token_classification import token_classification_compute_metrics
     from .tokenization import load_tokenizer
 
     if args.model_name_or_path is None:
@@ -263,18 +283,8 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
         label2id={v: k for k, v in id2label.items()},
         ignore_mismatched_sizes=True,
     )
-    if len(tokenizer) > model.config.vocab_size:
-        raise ValueError(
-            f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary has {model.config.vocab_size}: "
-            "they do not belong together. Use the model's own tokenizer."
-        )
-    if token_task:
-        collator = transformers.DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8)
-        compute_metrics = token_classification_compute_metrics(label_names, args.seqeval_mode)
-    else:
-        collator = transformers.DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
-        compute_metrics = classification_compute_metrics(len(label_names))
-    extra_columns = [c for c in ("doc_index", "boundary", "continuation", "truncated", "words_truncated")]
+    check_vocabulary(tokenizer, model)
+    collator, compute_metrics = _collator_and_metrics(args.task, tokenizer, label_names, args.seqeval_mode)
     callbacks = list(callbacks or [])
     if args.early_stopping_patience:
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
@@ -283,12 +293,8 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
     trainer = NspTrainer(
         model=model,
         args=args,
-        train_dataset=train.remove_columns([c for c in extra_columns if c in train.column_names]),
-        eval_dataset=data["validation"].remove_columns(
-            [c for c in extra_columns if c in data["validation"].column_names]
-        )
-        if "validation" in data
-        else None,
+        train_dataset=_model_inputs(train),
+        eval_dataset=_model_inputs(data["validation"]) if "validation" in data else None,
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=compute_metrics,
@@ -343,12 +349,7 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
 def evaluate_split(trainer, dataset, task: str, label_names: list[str], prefix: str = "eval") -> dict[str, Any]:
     """Evaluate on one split. Token tasks get the seqeval scores; segment tagging adds the per-label
     (``L``/``R``/``O``) token report and the exact-boundary accuracy for true and random continuations."""
-    extra = [
-        c
-        for c in ("doc_index", "boundary", "continuation", "truncated", "words_truncated")
-        if c in dataset.column_names
-    ]
-    output = trainer.predict(dataset.remove_columns(extra), metric_key_prefix=prefix)
+    output = trainer.predict(_model_inputs(dataset), metric_key_prefix=prefix)
     metrics = dict(output.metrics)
     if task == "segment-tagging":
         from sklearn.metrics import classification_report
@@ -374,7 +375,6 @@ def evaluate_model(args: FinetuneArguments, *, tokenizer=None) -> dict[str, Any]
     validation (and test) data, without training. Writes ``eval_results.json`` (and the seqeval report)."""
     import transformers
 
-    from .token_classification import token_classification_compute_metrics
     from .tokenization import load_tokenizer
 
     if args.model_name_or_path is None:
@@ -393,12 +393,7 @@ def evaluate_model(args: FinetuneArguments, *, tokenizer=None) -> dict[str, Any]
         transformers.AutoModelForTokenClassification if token_task else transformers.AutoModelForSequenceClassification
     )
     model = auto.from_pretrained(args.model_name_or_path)
-    if token_task:
-        collator = transformers.DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8)
-        compute_metrics = token_classification_compute_metrics(label_names, args.seqeval_mode)
-    else:
-        collator = transformers.DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
-        compute_metrics = classification_compute_metrics(len(label_names))
+    collator, compute_metrics = _collator_and_metrics(args.task, tokenizer, label_names, args.seqeval_mode)
     trainer = transformers.Trainer(
         model=model, args=args, processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics
     )

@@ -143,12 +143,18 @@ def build_model(
             )
     if objective != "mlm" and sentence_label_argument(model) is None:
         raise ValueError(_mismatch_message(objective, model_name_or_path or preset, model.config.model_type))
+    check_vocabulary(tokenizer, model)
+    return model, {k: list(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys")}
+
+
+def check_vocabulary(tokenizer, model) -> None:
+    """A tokenizer with more tokens than the model's vocabulary does not belong to it: say so now, not as an
+    index error in the middle of training."""
     if len(tokenizer) > model.config.vocab_size:
         raise ValueError(
             f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary has {model.config.vocab_size}: "
             "they do not belong together. Pass the model's own tokenizer (tokenizer_name_or_path)."
         )
-    return model, {k: list(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys")}
 
 
 def _mismatch_message(objective: str, name: str, model_type: str) -> str:
