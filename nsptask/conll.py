@@ -119,7 +119,8 @@ def read_conll(path: str | os.PathLike, repair_iob: bool = False, encoding: str 
 
     with open(path, encoding=encoding) as f:
         for lineno, line in enumerate(f, start=1):
-            stripped = line.strip()
+            # A stray byte-order mark is no content (WNUT-17's dev.conll has one alone on a separator line).
+            stripped = line.replace("\ufeff", "").strip()
             if not stripped:
                 close_sentence()
                 continue

@@ -72,6 +72,13 @@ def main() -> int:
     data = buffer.getvalue().encode("utf-8")
     with open(args.output, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
         gz.write(data)
+    # The default tokenizer ships too: the tokenizers trainer breaks ties at the vocabulary cut-off
+    # differently from run to run, and the package must build the same data on every machine.
+    from nsptask.tokenization import BUNDLED_TOKENIZER, train_wordpiece_tokenizer
+
+    sentences = [line for line in data.decode("utf-8").split("\n") if line]
+    tokenizer_dir = Path(args.output).parent / BUNDLED_TOKENIZER
+    train_wordpiece_tokenizer(sentences, vocab_size=8000, lowercase=True, output_dir=tokenizer_dir)
     print(
         f"wrote {args.output}: {counts['articles']} articles, {n_sentences} sentences, {len(data)} bytes of text, "
         f"{Path(args.output).stat().st_size} compressed; skipped {dict(counts)}"
