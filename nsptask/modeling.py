@@ -211,7 +211,6 @@ def enable_sparse_mlm(model) -> bool:
     if layout is None:
         return False
     encoder_name, mlm_getter, sentence_getter = layout
-    label_arg = sentence_label_argument(model) if sentence_getter else None
     output_class = _output_class()
 
     def forward(
@@ -268,6 +267,4 @@ def enable_sparse_mlm(model) -> bool:
         return output_class(loss=loss, **out)
 
     model.forward = types.MethodType(forward, model)
-    model._nsptask_sparse_mlm = True
-    model._nsptask_label_argument = label_arg
     return True

@@ -150,9 +150,12 @@ def _pretrain_arm(args: AblateArguments, arm: str, seed: int, tokenizer, out: Pa
     mean_length = float(sum(len(x) for x in train["input_ids"])) / len(train)
     steps = max(1, math.ceil(args.token_budget / (args.per_device_train_batch_size * mean_length)))
     eval_steps = max(1, steps // max(args.eval_points, 1))
-    # Learning curves: every arm is evaluated on the same held-out packed text for MLM, and on its own
-    # sentence task where it has one.
-    evaluation = _mlm_eval_set(args, tokenizer)
+    # Learning curves: an MLM arm is evaluated on held-out packed text, a sentence arm on held-out pairs of its
+    # own format (MLM and its sentence task). The final intrinsic MLM column uses one shared set for all arms.
+    if objective == "mlm":
+        evaluation = _mlm_eval_set(args, tokenizer)
+    else:
+        evaluation = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
     training_args = NspTrainingArguments(
         output_dir=str(out),
         objective=objective,
@@ -170,14 +173,11 @@ def _pretrain_arm(args: AblateArguments, arm: str, seed: int, tokenizer, out: Pa
         seed=seed,
         **_quiet_args(),
     )
-    eval_sets = {"mlm": evaluation}
-    if objective != "mlm":
-        eval_sets["own"] = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
     resume = any(out.glob("checkpoint-*"))
     result = pretrain(
         training_args,
         train_dataset=train,
-        eval_dataset=eval_sets["own"] if objective != "mlm" else evaluation,
+        eval_dataset=evaluation,
         tokenizer=tokenizer,
         resume_from_checkpoint=True if resume else None,
     )
