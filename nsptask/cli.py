@@ -398,6 +398,16 @@ def main(argv: list[str] | None = None) -> int:
     except (CorpusError, ValueError) as err:
         print(f"nsptask {argv[0]}: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Under `accelerate launch`, tear the process group down before exit: a gloo group left open can abort
+    the interpreter at shutdown ("terminate called without an active exception")."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
