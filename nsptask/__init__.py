@@ -40,6 +40,7 @@ _EXPORTS = {
     "tokenize_documents": "preprocessing",
     # reports
     "build_report": "stats",
+    "overlap_baseline": "baselines",
     "format_report": "stats",
     # pretraining
     "PretrainingCollator": "collator",

@@ -288,7 +288,7 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
     callbacks = list(callbacks or [])
     if args.early_stopping_patience:
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
-    from .training import NspTrainer
+    from .training import NspTrainer, use_given_progress_callback
 
     trainer = NspTrainer(
         model=model,
@@ -300,6 +300,7 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
+    use_given_progress_callback(trainer)
     train_output = trainer.train()
     metrics = dict(train_output.metrics)
     counts = {

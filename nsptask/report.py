@@ -74,7 +74,14 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
     found = {t for r in rows for t in r["downstream"]}
     order = list(config.get("downstream", [])) + ["ner", "classification"]
     tasks = [t for t in order if t in found] + sorted(found - set(order))
-    return {"config": config, "arms": arms, "tasks": tasks, "runs": rows, "timing": _load(root / "timing.json")}
+    return {
+        "config": config,
+        "arms": arms,
+        "tasks": tasks,
+        "runs": rows,
+        "timing": _load(root / "timing.json"),
+        "baselines": _load(root / "baselines" / "done.json"),
+    }
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -143,6 +150,22 @@ def _task_name(task: str) -> str:
         "ner": "NER F1",
         "classification": "Classification",
     }.get(task, task)
+
+
+def _baseline_lines(baselines: dict | None) -> list[str]:
+    """The model-free reference: what the overlap of A's and B's word pieces alone scores."""
+    if not baselines or "nsp" not in baselines or "sop" not in baselines:
+        return []
+    nsp, sop = baselines["nsp"], baselines["sop"]
+    return [
+        f"Topic alone, no model: a threshold on the word-piece overlap of segments A and B (IDF-weighted, fit "
+        f"on the training pairs) scores **NSP {nsp['accuracy'] * 100:.1f}** and **SOP {sop['accuracy'] * 100:.1f}** "
+        f"on the same held-out pairs (majority class: NSP {nsp['majority'] * 100:.1f}, SOP "
+        f"{sop['majority'] * 100:.1f}). NSP's negatives come from other documents, so a change of topic gives "
+        "them away; SOP's two orders share every word piece, so SOP needs more than topic (ALBERT's argument, "
+        "on this corpus). An NSP score below the topic line means the arm has not even learnt topic.",
+        "",
+    ]
 
 
 def _versions() -> dict[str, str]:
@@ -234,7 +257,11 @@ def write_report(study_dir: str | Path, compare: list[str | Path] | None = None)
             row[task] = run["downstream"].get(task, {}).get("score")
         flat.append(row)
     (root / "results.json").write_text(
-        json.dumps({"runs": results["runs"], "summary": table, "tasks": results["tasks"]}, indent=2, default=float)
+        json.dumps(
+            {"runs": results["runs"], "summary": table, "tasks": results["tasks"], "baselines": results["baselines"]},
+            indent=2,
+            default=float,
+        )
     )
     with open(root / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["arm", "seed"])
@@ -261,6 +288,7 @@ def write_report(study_dir: str | Path, compare: list[str | Path] | None = None)
             else "."
         ),
         "",
+        *_baseline_lines(results["baselines"]),
         "## How to read it",
         "",
         "- **MLM**: accuracy of the masked-token predictions on held-out documents, every arm on the same "

@@ -133,6 +133,21 @@ def _quiet_args(**kwargs) -> dict:
     return {"report_to": "none", "disable_tqdm": False, "dataloader_pin_memory": False, "save_total_limit": 1, **kwargs}
 
 
+def _bars_only() -> list:
+    """Callbacks for the study's runs: progress bars, no log dictionaries on the console (they stay in
+    ``log_history``, which the learning curves read)."""
+    from .training import BarsOnlyProgressCallback
+
+    return [BarsOnlyProgressCallback()]
+
+
+def _quiet_trainer(trainer):
+    from .training import use_given_progress_callback
+
+    trainer.add_callback(_bars_only()[0])
+    return use_given_progress_callback(trainer)
+
+
 def _pretrain_arm(args: AblateArguments, arm: str, seed: int, tokenizer, out: Path) -> dict:
     from .builder import build_pretraining_dataset
     from .training import NspTrainingArguments, pretrain
@@ -179,6 +194,7 @@ def _pretrain_arm(args: AblateArguments, arm: str, seed: int, tokenizer, out: Pa
         train_dataset=train,
         eval_dataset=evaluation,
         tokenizer=tokenizer,
+        callbacks=_bars_only(),
         resume_from_checkpoint=True if resume else None,
     )
     curve = [
@@ -221,7 +237,6 @@ def _intrinsic(args: AblateArguments, pretrained: dict, seed: int, tokenizer, ou
     """MLM on the shared packed evaluation set; NSP and SOP with the own head or a briefly trained one."""
     import transformers
 
-    from .builder import build_pretraining_dataset
     from .collator import PretrainingCollator
     from .metrics import pretraining_compute_metrics
     from .modeling import enable_sparse_mlm
@@ -244,32 +259,52 @@ def _intrinsic(args: AblateArguments, pretrained: dict, seed: int, tokenizer, ou
         data_collator=PretrainingCollator(tokenizer, seed=seed),
         compute_metrics=pretraining_compute_metrics("mlm"),
     )
+    _quiet_trainer(trainer)
     evaluation = _mlm_eval_set(args, tokenizer)
     mlm = trainer.evaluate(evaluation.remove_columns([c for c in evaluation.column_names if c != "input_ids"]))
     metrics["mlm_accuracy"] = mlm["eval_mlm_accuracy"]
     metrics["mlm_perplexity"] = mlm["eval_mlm_perplexity"]
     # Sentence tasks.
     for task in ("nsp", "sop"):
-        data = build_pretraining_dataset(
-            _source(args),
-            format=task,
-            tokenizer=tokenizer,
-            max_seq_length=args.max_seq_length,
-            validation_fraction=args.validation_fraction,
-        )
+        train, evaluation = _sentence_task_data(args, task, tokenizer)
         label = "next_sentence_label" if task == "nsp" else "sentence_order_label"
-        evaluation = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
         own_head = objective != "mlm" and (data_format == "sop") == (task == "sop")
         if own_head:
             metrics[f"{task}_accuracy"] = _own_head_accuracy(model_dir, evaluation, label, tokenizer, out / task)
             metrics[f"{task}_scored_with"] = "own head"
         else:
-            train = data["train"].shuffle(seed=0).select(range(min(args.probe_examples, len(data["train"]))))
+            train = train.shuffle(seed=0).select(range(min(args.probe_examples, len(train))))
             metrics[f"{task}_accuracy"] = _probe_accuracy(
                 args, model_dir, train, evaluation, label, tokenizer, seed, out / task
             )
             metrics[f"{task}_scored_with"] = "probe (head trained, encoder frozen)"
     return metrics
+
+
+def _sentence_task_data(args: AblateArguments, task: str, tokenizer):
+    """Training pairs and the held-out pairs every arm is scored on, for ``nsp`` or ``sop``."""
+    from .builder import build_pretraining_dataset
+
+    data = build_pretraining_dataset(
+        _source(args),
+        format=task,
+        tokenizer=tokenizer,
+        max_seq_length=args.max_seq_length,
+        validation_fraction=args.validation_fraction,
+    )
+    evaluation = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
+    return data["train"], evaluation
+
+
+def _baselines(args: AblateArguments, tokenizer) -> dict:
+    """What topic alone scores on the held-out NSP and SOP pairs (no model): the report's reference line."""
+    from .baselines import overlap_baseline
+
+    result = {}
+    for task, label in (("nsp", "next_sentence_label"), ("sop", "sentence_order_label")):
+        train, evaluation = _sentence_task_data(args, task, tokenizer)
+        result[task] = overlap_baseline(train, evaluation, label, tokenizer.all_special_ids)
+    return result
 
 
 def _pairs(dataset, label: str):
@@ -322,6 +357,7 @@ def _probe_accuracy(args, model_dir, train, evaluation, label, tokenizer, seed, 
         data_collator=transformers.DataCollatorWithPadding(tokenizer),
         compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
     )
+    _quiet_trainer(trainer)
     trainer.train()
     return trainer.evaluate(_pairs(evaluation, label))["eval_accuracy"]
 
@@ -355,7 +391,7 @@ def _downstream(args: AblateArguments, task: str, model_dir: str, seed: int, tok
         **_quiet_args(),
         **kwargs,
     )
-    result = finetune(finetune_args, tokenizer=tokenizer)
+    result = finetune(finetune_args, tokenizer=tokenizer, callbacks=_bars_only())
     metric = "eval_f1" if task in ("segment-tagging", "ner") else "eval_accuracy"
     return {
         "score": result.metrics[metric],
@@ -397,6 +433,8 @@ def run_study(args: AblateArguments) -> dict:
         (root / "study.json").write_text(json.dumps(asdict(args), indent=2))
         if args.tokenizer_name_or_path is None and args.model_name_or_path is None:
             tokenizer.save_pretrained(root / "tokenizer")
+    baseline_step = _Step(root / "baselines")
+    baseline_step.result() or baseline_step.finish(_baselines(args, tokenizer))
     runs = []
     total = len(args.arms) * len(args.seeds)
     for i, (arm, seed) in enumerate(((a, s) for a in args.arms for s in args.seeds), start=1):

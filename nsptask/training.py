@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import IntervalStrategy
 
 from .modeling import DEFAULT_FORMATS, OBJECTIVES, PRESETS, SENTENCE_FORMATS
 
-__all__ = ["NspTrainingArguments", "NspTrainer", "pretrain", "PretrainResult", "MaskingEpochCallback"]
+__all__ = [
+    "NspTrainingArguments",
+    "NspTrainer",
+    "pretrain",
+    "PretrainResult",
+    "MaskingEpochCallback",
+    "BarsOnlyProgressCallback",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +175,28 @@ class PaddingStatsCallback(TrainerCallback):
             logs["padding_fraction"] = round(self.collator.padding_fraction, 4)
 
 
+class BarsOnlyProgressCallback(ProgressCallback):
+    """Progress bars without the log dictionaries the stock ``ProgressCallback`` writes under them.
+
+    Pass it in ``callbacks`` to :func:`pretrain` or :func:`~nsptask.finetune` and it replaces the stock
+    progress (or printer) callback; the logs still reach ``state.log_history`` and every ``report_to`` logger.
+    ``nsptask ablate`` uses it so that a study's console shows bars, not hundreds of dictionaries.
+    """
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return None
+
+
+def use_given_progress_callback(trainer: Trainer) -> Trainer:
+    """Drop the stock progress or printer callback when the caller passed its own ``ProgressCallback``."""
+    callbacks = trainer.callback_handler.callbacks
+    if any(isinstance(cb, ProgressCallback) and type(cb) is not ProgressCallback for cb in callbacks):
+        for cb in list(callbacks):
+            if type(cb) in (ProgressCallback, PrinterCallback) or type(cb).__name__ == "NotebookProgressCallback":
+                trainer.remove_callback(cb)
+    return trainer
+
+
 class NspTrainer(Trainer):
     """The stock ``Trainer``, except that its model card is nsptask's (objective, data, metrics); the
     card is what ``push_to_hub`` uploads."""
@@ -301,6 +331,7 @@ def pretrain(
         preprocess_logits_for_metrics=None if sparse else preprocess_logits_for_metrics,
         callbacks=[MaskingEpochCallback(collator), PaddingStatsCallback(collator), *(callbacks or [])],
     )
+    use_given_progress_callback(trainer)
     train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     metrics = dict(train_output.metrics)
     if eval_dataset is not None:

@@ -63,6 +63,10 @@ def test_reduced_study_writes_a_report_json_csv_and_plots_that_agree(study):
         assert f"| {summary['arm']} | " in report
         assert f"{mean * 100:.1f} ±" in report
     assert "Runs finished: 4 of 4." in report
+    # The model-free topic line: computed once per study, in results.json and the report.
+    baselines = json.loads((study / "baselines" / "done.json").read_text())
+    assert results["baselines"] == baselines
+    assert f"NSP {baselines['nsp']['accuracy'] * 100:.1f}" in report and "Topic alone, no model" in report
     assert "ALBERT (Lan et al., 2020), Table 5" in report and "versions: python" in report
 
 
