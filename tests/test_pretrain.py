@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from nsptask.modeling import build_model
 from nsptask.training import NspTrainingArguments, pretrain
@@ -129,6 +130,23 @@ def test_saved_model_reloads_with_the_same_logits_and_carries_a_model_card(token
     assert saved["eval_nsp_accuracy"] == pytest.approx(result.metrics["eval_nsp_accuracy"])
 
 
+@pytest.mark.parametrize("bars_only", [False, True])
+def test_bars_only_progress_keeps_log_dicts_off_the_console_but_in_the_history(tokenizer, tmp_path, capsys, bars_only):
+    from nsptask.training import BarsOnlyProgressCallback
+
+    args = NspTrainingArguments(output_dir=str(tmp_path), objective="mlm", max_steps=4, **QUICK)
+    args.disable_tqdm = False
+    callbacks = [BarsOnlyProgressCallback()] if bars_only else None
+    result = pretrain(args, tokenizer=tokenizer, callbacks=callbacks)
+    out = capsys.readouterr().out
+    assert sum("loss" in entry for entry in result.trainer.state.log_history) >= 1
+    assert ("'loss'" in out) is not bars_only
+    progress = [
+        type(cb).__name__ for cb in result.trainer.callback_handler.callbacks if "Progress" in type(cb).__name__
+    ]
+    assert progress == (["BarsOnlyProgressCallback"] if bars_only else ["ProgressCallback"])
+
+
 def test_cli_pretrain_runs_in_process(tmp_path, capsys):
     from nsptask.cli import main
 
@@ -158,38 +176,46 @@ def test_cli_pretrain_runs_in_process(tmp_path, capsys):
     assert "eval_mlm_accuracy" in json.loads((tmp_path / "all_results.json").read_text())
 
 
+class _StopAt(TrainerCallback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+
+
 @pytest.mark.slow
-def test_nsp_head_learns_pairs_of_its_training_documents(tokenizer, tmp_path):
-    """The NSP head learns: accuracy on new pairs (another instance seed) of the training documents.
+def test_mlm_nsp_reaches_held_out_nsp_accuracy_clearly_above_chance(tokenizer, tmp_path):
+    """MLM+NSP on the bundled corpus with the tiny preset learns NSP on documents it never saw.
 
-    What a CPU budget does not give (measured, and why this test is not about it): with MLM+NSP the NSP head
-    of a tiny model stays at the majority class on held-out documents after 3,000 steps, and on training
-    documents after 600 (the MLM gradient dominates the clipped update); the NSP head alone fits the training
-    documents' topics but not unseen documents (80 training articles are too few to generalise).
+    Measured on 2 CPU cores, seeds 42 and 43, held-out NSP accuracy (majority class 0.52) at steps 1,000 /
+    2,000 / 3,000 / 4,000 of a 6,000-step linear schedule: 0.52 / 0.49 / 0.64 / 0.71 and 0.53 / 0.55 /
+    0.64 / 0.73, while MLM accuracy climbs to 0.15. NSP is learnt late, after MLM, and abruptly; budgets that
+    end earlier or decay the rate sooner (4,000-step schedule, batch 16, length 64 or 256, constant or halved
+    rate) were at 0.52-0.55 in some runs, which is why this follows the 6,000-step schedule and stops at
+    4,000 (about 10 minutes).
     """
-    from nsptask import build_pretraining_dataset
-
     args = NspTrainingArguments(
         output_dir=str(tmp_path),
-        objective="nsp",
-        max_steps=400,
+        objective="mlm+nsp",
+        max_steps=6000,
+        dupe_factor=5,
         learning_rate=1e-3,
+        eval_steps=1000,
         report_to="none",
         disable_tqdm=True,
-        eval_strategy="no",
         save_strategy="no",
-        dupe_factor=2,
-        validation_fraction=0,
     )
-    result = pretrain(args, tokenizer=tokenizer)
-    fresh = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, seed=999, validation_fraction=0)["train"]
-    fresh = fresh.shuffle(seed=0).select(range(1024)).rename_column("next_sentence_label", "labels")
-    metrics = result.trainer.evaluate(
-        fresh.remove_columns(["doc_index", "b_doc_index", "truncated_tokens", "short_target"])
-    )
-    labels = fresh["labels"]
+    result = pretrain(args, tokenizer=tokenizer, callbacks=[_StopAt(4000)])
+    held_out = result.trainer.eval_dataset  # the validation split: pairs from held-out documents only
+    assert len(held_out) > 1000 and result.trainer.state.global_step == 4000
+    labels = held_out["next_sentence_label"]
     majority = max(sum(labels), len(labels) - sum(labels)) / len(labels)
-    assert metrics["eval_nsp_accuracy"] > majority + 0.05
+    losses = [entry["loss"] for entry in result.trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0]
+    curve = [e["eval_nsp_accuracy"] for e in result.trainer.state.log_history if "eval_nsp_accuracy" in e]
+    assert result.metrics["eval_nsp_accuracy"] > max(majority, curve[0]) + 0.1  # learnt, and clearly above chance
 
 
 @pytest.mark.slow
