@@ -180,7 +180,7 @@ class BarsOnlyProgressCallback(ProgressCallback):
 
     Pass it in ``callbacks`` to :func:`pretrain` or :func:`~nsptask.finetune` and it replaces the stock
     progress (or printer) callback; the logs still reach ``state.log_history`` and every ``report_to`` logger.
-    ``nsptask ablate`` uses it so that a study's console shows bars, not hundreds of dictionaries.
+    With ``disable_tqdm=True`` it is removed as well, so nothing is printed. ``nsptask ablate`` uses it so that a study's console shows bars, not hundreds of dictionaries.
     """
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -188,11 +188,16 @@ class BarsOnlyProgressCallback(ProgressCallback):
 
 
 def use_given_progress_callback(trainer: Trainer) -> Trainer:
-    """Drop the stock progress or printer callback when the caller passed its own ``ProgressCallback``."""
+    """Drop the stock progress or printer callback when the caller passed its own ``ProgressCallback``;
+    with ``disable_tqdm`` the caller's goes too, so nothing is printed."""
     callbacks = trainer.callback_handler.callbacks
-    if any(isinstance(cb, ProgressCallback) and type(cb) is not ProgressCallback for cb in callbacks):
+    given = [cb for cb in callbacks if isinstance(cb, ProgressCallback) and type(cb) is not ProgressCallback]
+    if given:
         for cb in list(callbacks):
             if type(cb) in (ProgressCallback, PrinterCallback) or type(cb).__name__ == "NotebookProgressCallback":
+                trainer.remove_callback(cb)
+        if trainer.args.disable_tqdm:
+            for cb in given:
                 trainer.remove_callback(cb)
     return trainer
 

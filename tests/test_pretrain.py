@@ -130,21 +130,33 @@ def test_saved_model_reloads_with_the_same_logits_and_carries_a_model_card(token
     assert saved["eval_nsp_accuracy"] == pytest.approx(result.metrics["eval_nsp_accuracy"])
 
 
-@pytest.mark.parametrize("bars_only", [False, True])
-def test_bars_only_progress_keeps_log_dicts_off_the_console_but_in_the_history(tokenizer, tmp_path, capsys, bars_only):
+@pytest.mark.parametrize(
+    ("bars_only", "disable_tqdm", "expected"),
+    [
+        (False, False, ["ProgressCallback"]),
+        (True, False, ["BarsOnlyProgressCallback"]),
+        (False, True, ["PrinterCallback"]),
+        (True, True, []),
+    ],
+)
+def test_bars_only_progress_keeps_log_dicts_off_the_console_but_in_the_history(
+    tokenizer, tmp_path, capsys, bars_only, disable_tqdm, expected
+):
     from nsptask.training import BarsOnlyProgressCallback
 
     args = NspTrainingArguments(output_dir=str(tmp_path), objective="mlm", max_steps=4, **QUICK)
-    args.disable_tqdm = False
+    args.disable_tqdm = disable_tqdm
     callbacks = [BarsOnlyProgressCallback()] if bars_only else None
     result = pretrain(args, tokenizer=tokenizer, callbacks=callbacks)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
     assert sum("loss" in entry for entry in result.trainer.state.log_history) >= 1
-    assert ("'loss'" in out) is not bars_only
-    progress = [
-        type(cb).__name__ for cb in result.trainer.callback_handler.callbacks if "Progress" in type(cb).__name__
+    assert ("'loss'" in captured.out) is not bars_only
+    printers = [
+        type(cb).__name__
+        for cb in result.trainer.callback_handler.callbacks
+        if "Progress" in type(cb).__name__ or "Printer" in type(cb).__name__
     ]
-    assert progress == (["BarsOnlyProgressCallback"] if bars_only else ["ProgressCallback"])
+    assert printers == expected
 
 
 def test_cli_pretrain_runs_in_process(tmp_path, capsys):
