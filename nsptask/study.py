@@ -149,19 +149,10 @@ def _quiet_trainer(trainer):
 
 
 def _pretrain_arm(args: AblateArguments, arm: str, seed: int, tokenizer, out: Path) -> dict:
-    from .builder import build_pretraining_dataset
     from .training import NspTrainingArguments, pretrain
 
     objective, data_format = parse_arm(arm)
-    source = _source(args)
-    data = build_pretraining_dataset(
-        source,
-        format=data_format,
-        tokenizer=tokenizer,
-        max_seq_length=args.max_seq_length,
-        validation_fraction=args.validation_fraction,
-    )
-    train = data["train"]
+    train, validation = _split_data(args, data_format, tokenizer)
     mean_length = float(sum(len(x) for x in train["input_ids"])) / len(train)
     steps = max(1, math.ceil(args.token_budget / (args.per_device_train_batch_size * mean_length)))
     eval_steps = max(1, steps // max(args.eval_points, 1))
@@ -170,7 +161,7 @@ def _pretrain_arm(args: AblateArguments, arm: str, seed: int, tokenizer, out: Pa
     if objective == "mlm":
         evaluation = _mlm_eval_set(args, tokenizer)
     else:
-        evaluation = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
+        evaluation = validation
     training_args = NspTrainingArguments(
         output_dir=str(out),
         objective=objective,
@@ -220,17 +211,23 @@ def _source(args: AblateArguments):
     return args.corpus[0] if args.corpus and len(args.corpus) == 1 else args.corpus
 
 
-def _mlm_eval_set(args: AblateArguments, tokenizer):
+def _split_data(args: AblateArguments, data_format: str, tokenizer):
+    """The study's instances of one format: all training instances, and at most ``max_eval_samples`` held-out
+    ones (the same for every arm that asks)."""
     from .builder import build_pretraining_dataset
 
     data = build_pretraining_dataset(
         _source(args),
-        format="full-sentences",
+        format=data_format,
         tokenizer=tokenizer,
         max_seq_length=args.max_seq_length,
         validation_fraction=args.validation_fraction,
-    )["validation"]
-    return data.select(range(min(args.max_eval_samples, len(data))))
+    )
+    return data["train"], data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
+
+
+def _mlm_eval_set(args: AblateArguments, tokenizer):
+    return _split_data(args, "full-sentences", tokenizer)[1]
 
 
 def _intrinsic(args: AblateArguments, pretrained: dict, seed: int, tokenizer, out: Path) -> dict:
@@ -266,7 +263,7 @@ def _intrinsic(args: AblateArguments, pretrained: dict, seed: int, tokenizer, ou
     metrics["mlm_perplexity"] = mlm["eval_mlm_perplexity"]
     # Sentence tasks.
     for task in ("nsp", "sop"):
-        train, evaluation = _sentence_task_data(args, task, tokenizer)
+        train, evaluation = _split_data(args, task, tokenizer)
         label = "next_sentence_label" if task == "nsp" else "sentence_order_label"
         own_head = objective != "mlm" and (data_format == "sop") == (task == "sop")
         if own_head:
@@ -281,28 +278,13 @@ def _intrinsic(args: AblateArguments, pretrained: dict, seed: int, tokenizer, ou
     return metrics
 
 
-def _sentence_task_data(args: AblateArguments, task: str, tokenizer):
-    """Training pairs and the held-out pairs every arm is scored on, for ``nsp`` or ``sop``."""
-    from .builder import build_pretraining_dataset
-
-    data = build_pretraining_dataset(
-        _source(args),
-        format=task,
-        tokenizer=tokenizer,
-        max_seq_length=args.max_seq_length,
-        validation_fraction=args.validation_fraction,
-    )
-    evaluation = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
-    return data["train"], evaluation
-
-
 def _baselines(args: AblateArguments, tokenizer) -> dict:
     """What topic alone scores on the held-out NSP and SOP pairs (no model): the report's reference line."""
     from .baselines import overlap_baseline
 
     result = {}
     for task, label in (("nsp", "next_sentence_label"), ("sop", "sentence_order_label")):
-        train, evaluation = _sentence_task_data(args, task, tokenizer)
+        train, evaluation = _split_data(args, task, tokenizer)
         result[task] = overlap_baseline(train, evaluation, label, tokenizer.all_special_ids)
     return result
 
