@@ -1,37 +1,39 @@
-"""Throughput and memory of building NSP instances, end to end.
+"""Throughput and memory of building NSP instances, end to end, and how they scale with cores.
 
-Measures, each in a fresh process with an empty ``datasets`` cache (the tokenizer is trained before):
+Measures, each in a fresh process with an empty ``datasets`` cache (the tokenizer is loaded before):
 
-- nsptask's Arrow build (reading the one-sentence-per-line corpus, tokenizing, pairing, writing Arrow)
-  on the bundled corpus and on it repeated 10 times, with ``num_proc`` 1 and 2, for the ``hf`` tokenizer
-  backend and the optional ``tokie`` fast path;
-- the same algorithm written the way the reference implementations are (Google's
-  ``create_pretraining_data.py`` / transformers 4's ``TextDatasetForNextSentencePrediction``: per-line
-  tokenization, Python token lists, everything in memory): the baseline, run here in the same session;
-- peak RSS of the streaming build (iterating the ``IterableDataset``) and of the Arrow build, for the
-  corpus and the corpus x10.
+- nsptask's Arrow build (reading the one-sentence-per-line corpus, tokenizing, pairing, writing Arrow) on the
+  bundled corpus and on it repeated 10 times, for the ``hf`` tokenizer backend and the optional ``tokie`` fast
+  path, with ``num_proc`` unset (one process, the Rust tokenizer on every core), 1 (one core) and 2 (two
+  processes, one core each);
+- peak memory of the **whole process tree** (the build and every worker it starts), sampled every 20 ms;
+- a hash of every instance (ids and labels, both splits, in order): it must not change with ``num_proc`` or the
+  backend;
+- the same algorithm written the way the reference implementations are (Google's ``create_pretraining_data.py`` /
+  transformers 4's ``TextDatasetForNextSentencePrediction``: per-line tokenization, Python token lists, everything
+  in memory): the baseline, run here in the same session;
+- the tokenizers library's own batch-encoding time for the corpus's sentences, with its threads and with one: the
+  share of the ``hf`` backend's build time that is the library's, which no change to nsptask can shorten;
+- peak memory of the streaming build (``pool_order="corpus"``, default pool of 1,000 documents), x1 and x10.
 
-Prints one JSON object with instances/s, tokens/s and the ratios (2 processes vs 1; nsptask vs the
-baseline; streaming memory at 10x vs 1x). The anchor from REFERENCE.md: Google's reference and
-transformers 4 build about 1,500-1,700 NSP instances/s on these machines.
+Prints one JSON object with instances/s, tokens/s, the ratios (2 processes vs 1, nsptask vs the baseline, the hf
+backend vs the tokenizer's own rate) and the hashes; ``benchmarks/results_build.json`` holds the last run.
 
-    python benchmarks/bench_build.py            # ~2 minutes on 2 cores
+    python benchmarks/bench_build.py            # ~4 minutes on 2 cores
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
 import random
-import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-
-SINGLE_THREAD = {"RAYON_NUM_THREADS": "1", "RAYON_RS_NUM_CPUS": "1", "TOKENIZERS_PARALLELISM": "false"}
-ANCHOR_INSTANCES_PER_S = 1600  # REFERENCE.md: 1,400-1,700 for Google's and transformers 4's builders
 
 
 def _corpus_x(factor: int, directory: Path) -> Path:
@@ -46,8 +48,23 @@ def _corpus_x(factor: int, directory: Path) -> Path:
     return path
 
 
-def _build(corpus: str, num_proc: int, backend: str, streaming: bool, env: dict, queue) -> None:
-    os.environ.update(env)
+def instance_hash(dataset_dict) -> str:
+    """SHA-256 of every instance's ids and label, split by split, in order."""
+    import pyarrow.compute as pc
+
+    digest = hashlib.sha256()
+    for split in sorted(dataset_dict):
+        table = dataset_dict[split].data.table if hasattr(dataset_dict[split], "data") else dataset_dict[split]
+        digest.update(split.encode())
+        digest.update(pc.list_flatten(table.column("input_ids")).to_numpy().tobytes())
+        digest.update(pc.list_value_length(table.column("input_ids")).to_numpy().tobytes())
+        for label in ("next_sentence_label", "sentence_order_label"):
+            if label in table.column_names:
+                digest.update(table.column(label).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _build(corpus: str, num_proc, backend: str, streaming: bool, queue) -> None:
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
@@ -56,18 +73,13 @@ def _build(corpus: str, num_proc: int, backend: str, streaming: bool, env: dict,
 
     tokenizer = default_tokenizer()
     with tempfile.TemporaryDirectory() as cache:
-        os.environ["HF_DATASETS_CACHE"] = cache
-        import datasets
-
-        datasets.config.HF_DATASETS_CACHE = Path(cache)
         start = time.perf_counter()
         kwargs = dict(
-            format="nsp", tokenizer=tokenizer, tokenizer_backend=backend, validation_fraction=0, cache_dir=cache
+            format="nsp", tokenizer=tokenizer, tokenizer_backend=backend, validation_fraction=0.05, cache_dir=cache
         )
+        digest = None
         if streaming:
-            # A pool of 100 of these long articles (~750k tokens) holds as many tokens as a pool of
-            # 1,000 average Wikipedia articles: memory is bounded by the pool, not by the corpus.
-            data = build_pretraining_dataset(corpus, streaming=True, pool_size=100, **kwargs)
+            data = build_pretraining_dataset(corpus, streaming=True, pool_order="corpus", **kwargs)
             n_instances = n_tokens = 0
             for batch in data["train"].iter(batch_size=1000):
                 n_instances += len(batch["input_ids"])
@@ -78,9 +90,9 @@ def _build(corpus: str, num_proc: int, backend: str, streaming: bool, env: dict,
             import pyarrow.compute as pc
 
             n_tokens = int(pc.sum(pc.list_value_length(data["train"].data.column("input_ids"))).as_py())
+            digest = instance_hash(data)
         seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"instances": n_instances, "tokens": n_tokens, "seconds": seconds, "peak_rss_mb": peak_mb})
+    queue.put({"instances": n_instances, "tokens": n_tokens, "seconds": seconds, "hash": digest})
 
 
 def _baseline(corpus: str, queue) -> None:
@@ -144,85 +156,130 @@ def _baseline(corpus: str, queue) -> None:
             i += 1
     seconds = time.perf_counter() - start
     n_tokens = sum(len(x["input_ids"]) for x in instances)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"instances": len(instances), "tokens": n_tokens, "seconds": seconds, "peak_rss_mb": peak_mb})
+    queue.put({"instances": len(instances), "tokens": n_tokens, "seconds": seconds, "hash": None})
+
+
+def _tokenizer_rate(corpus: str, single: bool, queue) -> None:
+    """The tokenizers library's own rate on the corpus's sentences (batches of 5,000), no nsptask code."""
+    if single:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    from nsptask.preprocessing import plain_backend
+    from nsptask.tokenization import default_tokenizer
+
+    backend = plain_backend(default_tokenizer())
+    sentences = [line.strip() for line in open(corpus, encoding="utf-8") if line.strip()]
+    start = time.perf_counter()
+    tokens = 0
+    for k in range(0, len(sentences), 5000):
+        tokens += sum(len(e.ids) for e in backend.encode_batch_fast(sentences[k : k + 5000], add_special_tokens=False))
+    seconds = time.perf_counter() - start
+    queue.put({"instances": 0, "tokens": tokens, "seconds": seconds, "hash": None})
+
+
+def tree_peak_mb(pid: int, stop: threading.Event, out: list) -> None:
+    """Peak summed RSS of a process and all its descendants, sampled every 20 ms."""
+    import psutil
+
+    peak = 0
+    try:
+        root = psutil.Process(pid)
+    except psutil.Error:
+        return
+    while not stop.is_set():
+        try:
+            total = root.memory_info().rss
+            for child in root.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            break
+        peak = max(peak, total)
+        time.sleep(0.02)
+    out.append(peak / 2**20)
 
 
 def _run(target, *args, repeats: int = 2) -> dict:
-    """Run in fresh processes `repeats` times and keep the fastest (the least disturbed by the machine)."""
+    """Run in fresh processes `repeats` times; keep the fastest time (the least disturbed by the machine) and the
+    largest whole-tree peak memory."""
     ctx = mp.get_context("spawn")
     results = []
     for _ in range(repeats):
         queue = ctx.Queue()
         process = ctx.Process(target=target, args=(*args, queue))
         process.start()
-        results.append(queue.get())
+        stop, peaks = threading.Event(), []
+        sampler = threading.Thread(target=tree_peak_mb, args=(process.pid, stop, peaks))
+        sampler.start()
+        result = queue.get()
+        stop.set()
+        sampler.join()
         process.join()
+        result["tree_peak_mb"] = peaks[0] if peaks else float("nan")
+        results.append(result)
     result = min(results, key=lambda r: r["seconds"])
-    result["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
-    result["instances_per_s"] = round(result["instances"] / result["seconds"])
+    result["tree_peak_mb"] = round(max(r["tree_peak_mb"] for r in results), 1)
+    if result["instances"]:
+        result["instances_per_s"] = round(result["instances"] / result["seconds"])
     result["tokens_per_s"] = round(result["tokens"] / result["seconds"])
     result["seconds"] = round(result["seconds"], 3)
-    result["peak_rss_mb"] = round(result["peak_rss_mb"], 1)
     return result
 
 
 def main() -> None:
     from nsptask.tokenization import default_tokenizer
 
-    default_tokenizer()  # trained and cached before any timing
-    have_tokie = True
+    default_tokenizer()  # loaded once before any timing
     try:
         import tokie  # noqa: F401
+
+        backends = ["hf", "tokie"]
     except ImportError:
-        have_tokie = False
+        backends = ["hf"]
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "runs": {}}
+    runs = results["runs"]
     with tempfile.TemporaryDirectory() as tmp:
         corpora = {"x1": str(_corpus_x(1, Path(tmp))), "x10": str(_corpus_x(10, Path(tmp)))}
         for name, corpus in corpora.items():
-            results["runs"][f"baseline_{name}"] = _run(_baseline, corpus)
-            for backend in ["hf"] + (["tokie"] if have_tokie else []):
-                for num_proc in (1, 2):
-                    results["runs"][f"nsptask_{backend}_{name}_np{num_proc}"] = _run(
-                        _build, corpus, num_proc, backend, False, {}
-                    )
-            # Process scaling alone: the Rust tokenizers use every core by themselves, so with them
-            # multi-threaded num_proc=1 already uses both cores for tokenizing. Pin them to one thread.
-            for num_proc in (1, 2):
-                results["runs"][f"nsptask_hf_1thread_{name}_np{num_proc}"] = _run(
-                    _build, corpus, num_proc, "hf", False, SINGLE_THREAD
-                )
-            results["runs"][f"nsptask_streaming_{name}"] = _run(_build, corpus, 1, "hf", True, {})
-    runs = results["runs"]
-    best = "tokie" if have_tokie else "hf"
-    results["ratios"] = {
-        "np2_vs_np1_hf_1thread_x10": round(
-            runs["nsptask_hf_1thread_x10_np2"]["instances_per_s"]
-            / runs["nsptask_hf_1thread_x10_np1"]["instances_per_s"],
+            runs[f"baseline_{name}"] = _run(_baseline, corpus)
+            for backend in backends:
+                for num_proc in (None, 1, 2):
+                    label = "threads" if num_proc is None else f"np{num_proc}"
+                    runs[f"nsptask_{backend}_{name}_{label}"] = _run(_build, corpus, num_proc, backend, False)
+            runs[f"nsptask_streaming_{name}"] = _run(_build, corpus, None, "hf", True)
+        runs["tokenizers_library_x10_threads"] = _run(_tokenizer_rate, corpora["x10"], False)
+        runs["tokenizers_library_x10_1thread"] = _run(_tokenizer_rate, corpora["x10"], True)
+
+    def ratio(a, b, key="instances_per_s"):
+        return round(runs[a][key] / runs[b][key], 2)
+
+    ratios = {}
+    for backend in backends:
+        ratios[f"np2_vs_np1_{backend}_x10"] = ratio(f"nsptask_{backend}_x10_np2", f"nsptask_{backend}_x10_np1")
+        ratios[f"np2_vs_threads_{backend}_x10"] = ratio(f"nsptask_{backend}_x10_np2", f"nsptask_{backend}_x10_threads")
+        ratios[f"tree_memory_np2_vs_np1_{backend}_x10"] = round(
+            runs[f"nsptask_{backend}_x10_np2"]["tree_peak_mb"] / runs[f"nsptask_{backend}_x10_np1"]["tree_peak_mb"], 2
+        )
+        ratios[f"{backend}_best_vs_baseline_x10"] = round(
+            max(runs[f"nsptask_{backend}_x10_{k}"]["instances_per_s"] for k in ("threads", "np1", "np2"))
+            / runs["baseline_x10"]["instances_per_s"],
             2,
-        ),
-        "np2_vs_np1_hf_x10": round(
-            runs["nsptask_hf_x10_np2"]["instances_per_s"] / runs["nsptask_hf_x10_np1"]["instances_per_s"], 2
-        ),
-        f"np2_vs_np1_{best}_x10": round(
-            runs[f"nsptask_{best}_x10_np2"]["instances_per_s"] / runs[f"nsptask_{best}_x10_np1"]["instances_per_s"], 2
-        ),
-        "hf_np2_vs_baseline_x10": round(
-            runs["nsptask_hf_x10_np2"]["instances_per_s"] / runs["baseline_x10"]["instances_per_s"], 2
-        ),
-        f"{best}_np2_vs_baseline_x10": round(
-            runs[f"nsptask_{best}_x10_np2"]["instances_per_s"] / runs["baseline_x10"]["instances_per_s"], 2
-        ),
-        f"{best}_np2_vs_published_anchor_x10": round(
-            runs[f"nsptask_{best}_x10_np2"]["instances_per_s"] / ANCHOR_INSTANCES_PER_S, 2
-        ),
-        "streaming_rss_x10_vs_x1": round(
-            runs["nsptask_streaming_x10"]["peak_rss_mb"] / runs["nsptask_streaming_x1"]["peak_rss_mb"], 3
-        ),
-        "arrow_rss_x10_vs_x1": round(
-            runs["nsptask_hf_x10_np1"]["peak_rss_mb"] / runs["nsptask_hf_x1_np1"]["peak_rss_mb"], 3
-        ),
-        "baseline_rss_x10_vs_x1": round(runs["baseline_x10"]["peak_rss_mb"] / runs["baseline_x1"]["peak_rss_mb"], 3),
+        )
+    # How much of the hf backend's build time the tokenizers library alone needs to encode the same sentences:
+    # the part of the build no nsptask change can make faster.
+    for label, library in (("threads", "tokenizers_library_x10_threads"), ("np1", "tokenizers_library_x10_1thread")):
+        ratios[f"hf_{label}_time_in_tokenizers_library_x10"] = round(
+            runs[library]["seconds"] / runs[f"nsptask_hf_x10_{label}"]["seconds"], 2
+        )
+    ratios["streaming_tree_memory_x10_vs_x1"] = round(
+        runs["nsptask_streaming_x10"]["tree_peak_mb"] / runs["nsptask_streaming_x1"]["tree_peak_mb"], 2
+    )
+    hashes = {k: v["hash"] for k, v in runs.items() if v.get("hash")}
+    results["ratios"] = ratios
+    results["instance_hashes"] = hashes
+    results["instances_identical_across_num_proc_and_backends"] = {
+        name: len({h for k, h in hashes.items() if f"_{name}_" in k}) == 1 for name in ("x1", "x10")
     }
     print(json.dumps(results, indent=2))
 

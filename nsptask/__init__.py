@@ -13,10 +13,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # options shared by every command
+    "DataArguments": "arguments",
     # corpus reading
     "CorpusError": "corpus",
     "iter_documents": "corpus",
     "load_documents": "corpus",
+    "plan_shards": "corpus",
     "bundled_corpus_path": "corpus",
     # sentence splitting
     "get_splitter": "segmentation",
@@ -26,16 +29,19 @@ _EXPORTS = {
     "iter_wikipedia_articles": "wikipedia",
     # tokenizers
     "train_wordpiece_tokenizer": "tokenization",
+    "train_tokenizer": "tokenization",
     "default_tokenizer": "tokenization",
     "load_tokenizer": "tokenization",
     # instances and builders
     "FORMATS": "instances",
     "InstanceConfig": "instances",
+    "SequenceTemplate": "instances",
     "create_instances": "instances",
     "PretrainingConfig": "builder",
     "PretrainingDataBuilder": "builder",
     "build_pretraining_dataset": "builder",
     "instance_features": "builder",
+    "build_with_dask": "engine",
     # preprocessing map functions
     "tokenize_documents": "preprocessing",
     # reports
@@ -47,23 +53,36 @@ _EXPORTS = {
     "OBJECTIVES": "modeling",
     "PRESETS": "modeling",
     "build_model": "modeling",
+    "load_pretraining_model": "modeling",
+    "model_capabilities": "modeling",
+    "with_sentence_head": "modeling",
     "enable_sparse_mlm": "modeling",
+    "SparseMlmHead": "modeling",
     "pretraining_compute_metrics": "metrics",
     "preprocess_logits_for_metrics": "metrics",
     "NspTrainingArguments": "training",
     "NspTrainer": "training",
     "pretrain": "training",
+    "load_build_output": "training",
     "write_model_card": "model_card",
     # downstream
     "read_conll": "conll",
     "ConllError": "conll",
     "build_sentence_task": "downstream",
     "build_segment_tagging": "downstream",
+    "task_documents": "downstream",
     "load_classification_data": "downstream",
     "seqeval_scores": "token_classification",
     "tokenize_and_align_labels": "token_classification",
     "FinetuneArguments": "finetuning",
     "finetune": "finetuning",
+    "EvaluateArguments": "arguments",
+    "evaluate_model": "finetuning",
+    "load_finetuned_model": "finetuning",
+    # the study
+    "AblateArguments": "study",
+    "run_study": "study",
+    "write_report": "report",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

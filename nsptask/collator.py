@@ -1,18 +1,21 @@
 """The pretraining collator: dynamic padding and dynamic masking, with BERT's masking rules.
 
-Padding is the tokenizer's own ``pad`` (to the longest sequence of the batch, a multiple of 8). Masking
-differs from ``transformers.DataCollatorForLanguageModeling`` where the reference implementations and
-the issue tracker say it should:
+Padding is the tokenizer's own ``pad`` (to the longest sequence of the batch, a multiple of 8, on the
+tokenizer's padding side; labels follow it). Masking differs from ``transformers.DataCollatorForLanguageModeling``
+where the reference implementations and the issue tracker say it should:
 
 - two budgets: transformers' independent Bernoulli(p) per token (``masking="bernoulli"``) and BERT's exact
   ``min(max_predictions_per_seq, max(1, round(p * n)))`` positions per sequence (``masking="exact"``);
 - random replacements are drawn only from the non-special vocabulary (never ``[CLS]``, ``[SEP]``,
   ``[PAD]``, ``[MASK]``);
-- masks are a function of (seed, epoch, the sequence's tokens): a new mask every epoch, yet the same for
-  a given example whatever the process count, gradient accumulation or resumption, so a 2-process run
-  and a resumed run see exactly the masks of a single uninterrupted run;
-- whole-word masking for WordPiece (a ``##`` piece joins the word before it) and for Chinese, whose
-  words (runs of single-character tokens) are found by the ``jieba`` segmenter.
+- masks are drawn per occurrence: from (seed, epoch, the instance's index in its dataset, the column
+  ``instance_index`` that :func:`nsptask.pretrain` adds). A new mask every epoch and for every copy of a
+  duplicated instance, yet the same mask for a given instance and epoch whatever the process count, gradient
+  accumulation or resumption, so a 2-process run and a resumed run see exactly the masks of a single
+  uninterrupted run. Features without that column are masked by their content instead;
+- whole-word masking with the tokenizer's own word convention (WordPiece ``##`` continuations, byte-level BPE
+  ``Ġ`` and SentencePiece ``▁`` word starts), and for Chinese, whose words (runs of single-character tokens)
+  are found by the ``jieba`` segmenter.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PretrainingCollator"]
+__all__ = ["PretrainingCollator", "INDEX_COLUMN"]
 
 _MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+INDEX_COLUMN = "instance_index"
 
 
 def _is_cjk(char: str) -> bool:
@@ -37,6 +41,13 @@ def _is_cjk(char: str) -> bool:
         or 0xF900 <= cp <= 0xFAFF
         or 0x2F800 <= cp <= 0x2FA1F
     )
+
+
+def _strip_mark(token: str) -> str:
+    for mark in ("##", "\u0120", "\u2581"):
+        if token.startswith(mark):
+            return token[len(mark) :]
+    return token
 
 
 @dataclass
@@ -55,13 +66,15 @@ class PretrainingCollator:
         random_replace_prob (`float`, *optional*, defaults to 0.1): Share set to a random non-special token.
         pad_to_multiple_of (`int`, *optional*, defaults to 8): Pad lengths to a multiple of this.
         seed (`int`, *optional*, defaults to 42): Masking seed.
+        token_types (`str`, *optional*, defaults to `"keep"`): ``"drop"`` leaves ``token_type_ids`` out (models
+            with one token type or none, see :func:`nsptask.modeling.model_capabilities`).
 
     Example:
         ```python
         >>> from nsptask import PretrainingCollator, default_tokenizer
         >>> tok = default_tokenizer()
         >>> collate = PretrainingCollator(tok, masking="exact")
-        >>> batch = collate([{**tok("The cat sat.", "It purred."), "next_sentence_label": 0}])
+        >>> batch = collate([{**tok("The cat sat.", "It purred."), "next_sentence_label": 0, "instance_index": 0}])
         >>> sorted(batch)
         ['attention_mask', 'input_ids', 'labels', 'next_sentence_label', 'token_type_ids']
         ```
@@ -78,15 +91,20 @@ class PretrainingCollator:
     pad_to_multiple_of: int | None = 8
     seed: int = 42
     epoch: int = 0
-    counts: dict = field(default_factory=lambda: {"tokens": 0, "padding": 0, "masked": 0}, repr=False)
+    token_types: str = "keep"
+    counts: dict = field(default_factory=lambda: {"tokens": 0, "padding": 0, "masked": 0, "sequences": 0}, repr=False)
 
     def __post_init__(self):
+        from .modeling import word_start_convention
+
         if self.masking not in ("bernoulli", "exact"):
             raise ValueError(f"masking must be 'bernoulli' or 'exact', got {self.masking!r}")
         if not 0 < self.mlm_probability < 1:
             raise ValueError(f"mlm_probability must lie in (0, 1), got {self.mlm_probability}")
         if self.mask_replace_prob + self.random_replace_prob > 1:
             raise ValueError("mask_replace_prob + random_replace_prob must not exceed 1")
+        if self.token_types not in ("keep", "drop"):
+            raise ValueError(f"token_types must be 'keep' or 'drop', got {self.token_types!r}")
         if self.mlm and self.tokenizer.mask_token_id is None:
             raise ValueError(
                 f"Tokenizer {getattr(self.tokenizer, 'name_or_path', '')!r} has no mask token; masked-language "
@@ -97,12 +115,28 @@ class PretrainingCollator:
         self._special[[i for i in self.tokenizer.all_special_ids if i is not None and i < vocab_size]] = True
         self._replacements = np.flatnonzero(~self._special)
         tokens = self.tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
-        self._continuation = np.array([t is not None and t.startswith("##") for t in tokens], dtype=bool)
-        self._cjk = np.array([t is not None and len(t) == 1 and _is_cjk(t) for t in tokens], dtype=bool)
+        tokens = [t if t is not None else "" for t in tokens]
         self._tokens = tokens
+        convention = word_start_convention(self.tokenizer)
+        if self.whole_word_mask and convention is None:
+            raise ValueError(
+                "Whole-word masking needs the tokenizer's word convention (WordPiece '##' continuations, byte-level "
+                "BPE 'Ġ' or SentencePiece '▁' word starts), and this tokenizer has none nsptask knows."
+            )
+        bare = [_strip_mark(t) for t in tokens]
+        self._cjk = np.array([len(b) == 1 and _is_cjk(b) for b in bare], dtype=bool)
+        kind, mark = convention or ("continues", "\0")
+        if kind == "continues":
+            continues = [t.startswith(mark) for t in tokens]
+        else:
+            continues = [not t.startswith(mark) for t in tokens]
+        # A CJK character is a word of its own here; jieba joins characters into words afterwards.
+        self._continuation = np.array(continues, dtype=bool) & ~self._cjk & ~self._special
 
     # -- masking of one sequence ---------------------------------------------------------------------
-    def _rng(self, ids: np.ndarray) -> np.random.Generator:
+    def _rng(self, ids: np.ndarray, index: int | None) -> np.random.Generator:
+        if index is not None:
+            return np.random.default_rng([self.seed, self.epoch, int(index), 0x6D61736B])
         digest = hashlib.blake2b(ids.astype(np.int32).tobytes(), digest_size=8, key=b"nsptask-mask").digest()
         return np.random.default_rng([self.seed, self.epoch, int.from_bytes(digest, "little")])
 
@@ -134,7 +168,7 @@ class PretrainingCollator:
         def flush():
             if not run:
                 return
-            text = "".join(self._tokens[ids[p]] for p in run)
+            text = "".join(self._tokens[ids[p]].lstrip("\u2581").removeprefix("##") for p in run)
             start = 0
             for word in jieba.lcut(text, HMM=False):
                 out.append(run[start : start + len(word)])
@@ -153,9 +187,10 @@ class PretrainingCollator:
         flush()
         return out
 
-    def mask_sequence(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (masked ids, labels with -100 where nothing is predicted) for one unpadded sequence."""
-        rng = self._rng(ids)
+    def mask_sequence(self, ids: np.ndarray, index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return (masked ids, labels with -100 where nothing is predicted) for one unpadded sequence; `index`
+        (the instance's position in its dataset) seeds the draw, else the tokens do."""
+        rng = self._rng(ids, index)
         candidates = np.flatnonzero(~self._special[ids])
         groups = self._groups(ids, candidates)
         chosen: list[np.ndarray] = []
@@ -167,13 +202,13 @@ class PretrainingCollator:
             if self.max_predictions_per_seq is not None:
                 budget = min(budget, self.max_predictions_per_seq)
             count = 0
-            for index in rng.permutation(len(groups)):
+            for index_ in rng.permutation(len(groups)):
                 if count >= budget:
                     break
-                if count + len(groups[index]) > budget:
+                if count + len(groups[index_]) > budget:
                     continue
-                chosen.append(groups[index])
-                count += len(groups[index])
+                chosen.append(groups[index_])
+                count += len(groups[index_])
         labels = np.full(len(ids), -100, dtype=np.int64)
         masked = ids.copy()
         if chosen:
@@ -192,13 +227,14 @@ class PretrainingCollator:
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        inputs = [{k: f[k] for k in _MODEL_INPUTS if k in f} for f in features]
-        extra = {k: [f[k] for f in features] for k in features[0] if k not in _MODEL_INPUTS}
-        labels = None
+        keep = _MODEL_INPUTS if self.token_types == "keep" else ("input_ids", "attention_mask")
+        indices = [f.get(INDEX_COLUMN) for f in features]
+        inputs = [{k: f[k] for k in keep if k in f} for f in features]
+        extra = {k: [f[k] for f in features] for k in features[0] if k not in _MODEL_INPUTS and k != INDEX_COLUMN}
         if self.mlm:
             masked_inputs, label_rows = [], []
-            for item in inputs:
-                masked, row = self.mask_sequence(np.asarray(item["input_ids"], dtype=np.int64))
+            for item, index in zip(inputs, indices):
+                masked, row = self.mask_sequence(np.asarray(item["input_ids"], dtype=np.int64), index)
                 masked_inputs.append({**item, "input_ids": masked.tolist()})
                 label_rows.append(row)
             inputs = masked_inputs
@@ -206,13 +242,18 @@ class PretrainingCollator:
         if self.mlm:
             length = batch["input_ids"].shape[1]
             labels = torch.full((len(features), length), -100, dtype=torch.long)
+            left = getattr(self.tokenizer, "padding_side", "right") == "left"
             for i, row in enumerate(label_rows):
-                labels[i, : len(row)] = torch.from_numpy(row)
+                if left:
+                    labels[i, length - len(row) :] = torch.from_numpy(row)
+                else:
+                    labels[i, : len(row)] = torch.from_numpy(row)
             batch["labels"] = labels
             self.counts["masked"] += int((labels != -100).sum())
         for key, values in extra.items():
             batch[key] = torch.tensor(values)
         n_real = int(batch["attention_mask"].sum())
+        self.counts["sequences"] += len(features)
         self.counts["tokens"] += n_real
         self.counts["padding"] += batch["attention_mask"].numel() - n_real
         return dict(batch)

@@ -5,22 +5,41 @@ Every source is turned into a stream of document records::
     {"doc_id": "corpus.txt:12", "sentences": ["First sentence.", "Second one."], "skipped": ""}
 
 ``skipped`` is empty for a usable document and names the reason otherwise (``"empty"``,
-``"redirect"``, ``"stub"``, ...): skipped documents are kept as rows with no sentences so that
+``"redirects"``, ``"stubs"``, ...): skipped documents are kept as rows with no sentences so that
 every later statistic can count them, even when the data comes back from the ``datasets`` cache.
+
+**Document ids are stable.** An id is the file's name relative to the corpus root (the base name of a
+file given directly, the path below a directory given as the corpus), plus the line where the document
+starts (text, one-sentence-per-line and JSONL files) or its row (CSV, Parquet, ``datasets``); or the
+value of the user's ``doc_id_column``; or the wiki's database name and page id for Wikipedia dumps. It
+does not change with the spelling of the path (``corpus.txt``, ``./corpus.txt``, an absolute path) or the
+working directory, and adding a file does not change the ids of the others. The train/validation split
+and every per-document random choice are keyed by it.
 
 Sources (`source` argument):
 
 - ``None``: the bundled English Wikipedia sample (see :func:`bundled_corpus_path`).
 - A path (or list of paths) to a text file in BERT's format (``format="sentences"``, the default for
-  ``.txt``/``.gz``/other files): one sentence per line, a blank line between documents.
-- Raw text (``format="text"``): paragraphs (``document_per="paragraph"``) or whole files
-  (``document_per="file"``) are documents, split into sentences by a maintained segmenter.
+  ``.txt``/``.gz``/other files): one sentence per line, a blank line between documents. A file whose
+  lines look like running prose is not guessed to be in this format: the reader stops and asks for
+  ``format``.
+- Raw text (``format="text"``): paragraphs (``document_per="paragraph"``), lines (``"line"``: news
+  corpora with one document per line) or whole files (``"file"``) are documents, split into sentences
+  by a maintained segmenter. Chinese and Japanese lines are never joined to the next line (a headline
+  stays its own sentence).
 - ``.jsonl`` / ``.json`` / ``.csv`` / ``.tsv`` / ``.parquet`` files with a text column (and an optional
   document-id column: consecutive rows with the same id form one document), or a column that
   already holds a list of sentences.
-- Wikipedia XML dumps (``.xml`` / ``.xml.bz2``).
+- Wikipedia XML dumps (``.xml`` / ``.xml.bz2``; a multistream dump with its index beside it is read in
+  parallel, stream ranges at a time).
 - A ``datasets.Dataset`` / ``IterableDataset``, or a Hub dataset name (loaded with
   ``datasets.load_dataset``; needs network unless it is cached).
+- A directory: every file below it, except hidden files and Hadoop/Spark markers (names starting with
+  ``.`` or ``_``: ``_SUCCESS``, ``.part-00000.crc``), which are ignored and listed in the build report.
+
+Big inputs are cut into :class:`InputShard` s (byte ranges at document boundaries, Parquet row groups,
+bz2 streams of a multistream dump) that processes or machines read independently; reading the shards
+one after the other gives exactly the documents of reading the whole corpus.
 """
 
 from __future__ import annotations
@@ -28,10 +47,12 @@ from __future__ import annotations
 import codecs
 import gzip
 import hashlib
+import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,16 +61,26 @@ from .segmentation import SentenceSplitter, get_splitter
 
 __all__ = [
     "CorpusError",
+    "CorpusFile",
+    "InputShard",
     "bundled_corpus_path",
+    "corpus_files",
     "detect_format",
     "iter_documents",
     "load_documents",
+    "plan_shards",
+    "read_shard",
     "source_fingerprint",
 ]
 
 BUNDLED_CORPUS = "enwiki_sample.txt.gz"
 TABLE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
 FORMATS = ("sentences", "text", "json", "csv", "parquet", "wikipedia", "dataset")
+DOCUMENT_PER = ("paragraph", "line", "file")
+# Languages written without spaces between words: a line break is never replaced by a space.
+_UNSPACED_LANGUAGES = ("zh", "ja")
+# Bytes per shard below which a file is not cut (process start-up would cost more than it saves).
+MIN_SHARD_BYTES = 1 << 20
 
 
 class CorpusError(ValueError):
@@ -99,35 +130,83 @@ def detect_format(path: str | os.PathLike) -> str:
     return "sentences"
 
 
-def _as_paths(source: Any) -> list[str]:
-    if isinstance(source, (str, os.PathLike)):
-        source = [source]
-    paths: list[str] = []
-    for item in source:
+# -- files of a corpus ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    """A file of the corpus: where it is, and its stable name (relative to the corpus root)."""
+
+    path: str
+    name: str
+
+
+def _ignored(relative: Path) -> bool:
+    return any(part.startswith((".", "_")) for part in relative.parts)
+
+
+def corpus_files(source: Any) -> tuple[list[CorpusFile], list[str]]:
+    """The files of a corpus given as a path, a directory or a list of them, with their stable names.
+
+    A file given directly is named by its base name; a file found below a directory by its path relative to
+    that directory. Hidden files and Hadoop/Spark markers (any path part starting with ``.`` or ``_``) below
+    a directory are ignored.
+
+    Returns:
+        `(files, ignored)`: the files in corpus order, and the paths of the ignored ones.
+
+    Raises:
+        CorpusError: if two files would get the same name (pass their common parent directory instead).
+    """
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    files: list[CorpusFile] = []
+    ignored: list[str] = []
+    for item in items:
         item = os.fspath(item)
         if os.path.isdir(item):
-            paths.extend(sorted(str(p) for p in Path(item).rglob("*") if p.is_file()))
+            root = Path(item)
+            for path in sorted(root.rglob("*")):
+                if not path.is_file():
+                    continue
+                relative = path.relative_to(root)
+                if _ignored(relative):
+                    ignored.append(str(path))
+                else:
+                    files.append(CorpusFile(os.path.abspath(path), relative.as_posix()))
         else:
-            paths.append(item)
-    return paths
+            files.append(CorpusFile(os.path.abspath(item), os.path.basename(item)))
+    seen: dict[str, str] = {}
+    for f in files:
+        if f.name in seen and seen[f.name] != f.path:
+            raise CorpusError(
+                f"{seen[f.name]} and {f.path} would give their documents the same ids ({f.name}:LINE): expected "
+                "files with distinct names. Pass the directory that holds both as the corpus, so that each is "
+                "named by its path below it."
+            )
+        seen[f.name] = f.path
+    return files, ignored
 
 
 def source_fingerprint(source: Any) -> str:
-    """A string that changes when the corpus changes: paths with size and modification time for files,
-    ``_fingerprint`` for datasets, the name for Hub datasets. Used to key the ``datasets`` caches."""
+    """A string that changes when the corpus changes: absolute paths with size and modification time for
+    files, ``_fingerprint`` for datasets, the name for Hub datasets. Keys the ``datasets`` caches (not the
+    document ids, which do not depend on where the corpus is)."""
     if source is None:
         source = bundled_corpus_path()
     fp = getattr(source, "_fingerprint", None)
     if fp is not None:
         return f"dataset:{fp}"
     if isinstance(source, (str, os.PathLike, list, tuple)):
+        items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
         parts = []
-        for path in _as_paths(source):
-            if os.path.exists(path):
-                st = os.stat(path)
-                parts.append(f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}")
-            else:
-                parts.append(f"hub:{path}")
+        for item in items:
+            item = os.fspath(item)
+            if not os.path.exists(item):
+                parts.append(f"hub:{item}")
+                continue
+            for f in corpus_files(item)[0]:
+                st = os.stat(f.path)
+                parts.append(f"{os.path.realpath(f.path)}:{f.name}:{st.st_size}:{st.st_mtime_ns}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return f"object:{id(source)}"
 
@@ -142,62 +221,274 @@ def _open_binary(path: str):
     return open(path, "rb")
 
 
+# -- shards -----------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class FileSlice:
-    """A byte range of an uncompressed text file that starts at a line after a blank line (a document
-    boundary), with the line number it starts at: lets several processes read one big file."""
+class InputShard:
+    """A unit of reading that one process handles: a whole file, a byte range of an uncompressed file cut at
+    a document boundary, a range of Parquet row groups, a range of bz2 streams of a multistream Wikipedia
+    dump, or a dataset.
+
+    Args:
+        path (`str`): The file (absolute), or the Hub dataset name.
+        name (`str`): The file's stable name; document ids start with it.
+        format (`str`): How to read it (see ``FORMATS``).
+        start, end (`int`): Byte range (plain files, dump streams) or row-group range (Parquet); ``end=-1``
+            reads to the end.
+        first_line (`int`): Line number at ``start`` (plain files).
+        first_row (`int`): Row number of the first row (Parquet row-group ranges).
+        index (`int`): Position of the shard in corpus order.
+        wiki_name (`str`): Database name of a Wikipedia dump (``enwiki``), read from its header.
+        dataset (*optional*): A ``datasets`` object (``format="dataset"``).
+    """
 
     path: str
-    start: int
-    end: int
-    first_line: int
+    name: str
+    format: str
+    start: int = 0
+    end: int = -1
+    first_line: int = 1
+    first_row: int = 0
+    index: int = 0
+    wiki_name: str = "wiki"
+    dataset: Any = None
 
 
-def plan_file_slices(path: str, num_slices: int) -> list[FileSlice]:
-    """Cut an uncompressed file into about `num_slices` byte ranges at blank lines, so that reading the
-    slices one after the other gives exactly the documents (and line numbers) of reading the whole file."""
+_TERMINATOR = re.compile(r"[.!?。！？](?:[\"'”’)\]」』]*)(?=\s+\S|$)")
+
+
+def looks_like_prose(lines: list[str]) -> tuple[bool, float, float]:
+    """Whether lines look like running prose rather than one sentence per line: at least half of them hold
+    two or more sentence ends. Returns ``(verdict, share of such lines, mean length)``."""
+    lines = [line.strip() for line in lines if line.strip()]
+    if not lines:
+        return False, 0.0, 0.0
+    multi = sum(1 for line in lines if len(_TERMINATOR.findall(line)) >= 2)
+    share = multi / len(lines)
+    mean_length = sum(map(len, lines)) / len(lines)
+    return share >= 0.5 and (len(lines) >= 3 or mean_length > 300), share, mean_length
+
+
+def _head_lines(path: str, encoding: str, limit_bytes: int = 1 << 16, limit_lines: int = 200) -> list[str]:
+    with _open_binary(path) as stream:
+        data = stream.read(limit_bytes)
+    text = data.decode(encoding, "replace")
+    return text.splitlines()[:limit_lines]
+
+
+def _resolve_format(f: CorpusFile, fmt: str | None, encoding: str) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise CorpusError(f"Unknown corpus format {fmt!r}: expected one of {FORMATS}.")
+        return fmt
+    guessed = detect_format(f.path)
+    if guessed == "sentences":
+        prose, share, mean_length = looks_like_prose(_head_lines(f.path, encoding))
+        if prose:
+            raise CorpusError(
+                f"{f.path}: expected one sentence per line (BERT's format, guessed from the file name), found "
+                f"running prose: {share:.0%} of its first lines hold two or more sentence ends (mean line "
+                f"{mean_length:.0f} characters). Pass --corpus_format text (format='text') to split it into "
+                "sentences, with --document_per paragraph (blank lines between documents, the default), line (one "
+                "document per line) or file; or --corpus_format sentences to read each line as a sentence anyway."
+            )
+    return guessed
+
+
+def _count_newlines(path: str, start: int, end: int) -> int:
+    count = 0
+    with open(path, "rb") as f:
+        f.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            chunk = f.read(min(remaining, 1 << 24))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return count
+
+
+def _byte_cuts(path: str, pieces: int, at_blank_line: bool) -> list[int]:
+    """Offsets that cut a plain file into about `pieces` ranges, each starting at a line start (after a
+    blank line when `at_blank_line`), so that every range starts a document."""
     size = os.path.getsize(path)
     cuts = [0]
     with open(path, "rb") as f:
-        for k in range(1, num_slices):
-            target = max(size * k // num_slices, cuts[-1])
+        for k in range(1, pieces):
+            target = max(size * k // pieces, cuts[-1])
             f.seek(target)
-            f.readline()  # to the start of the next line
-            previous_blank = False
-            while True:
+            if target > 0:
+                f.readline()  # to the start of the next line
+            if at_blank_line:
+                previous_blank = False
+                while True:
+                    position = f.tell()
+                    line = f.readline()
+                    if not line:
+                        position = size
+                        break
+                    if previous_blank and line.strip():
+                        break
+                    previous_blank = not line.strip()
+            else:
                 position = f.tell()
-                line = f.readline()
-                if not line:
-                    position = size
-                    break
-                if previous_blank and line.strip():
-                    break
-                previous_blank = not line.strip()
             if cuts[-1] < position < size:
                 cuts.append(position)
-        cuts.append(size)
-        slices, line = [], 1
-        for start, end in zip(cuts, cuts[1:]):
-            slices.append(FileSlice(path, start, end, line))
-            f.seek(start)
-            line += f.read(end - start).count(b"\n")
-    return slices
+    cuts.append(size)
+    return cuts
+
+
+def _splittable_plain(f: CorpusFile, fmt: str, reader_kwargs: dict) -> bool:
+    document_per = reader_kwargs.get("document_per", "paragraph")
+    return (
+        not f.path.endswith((".gz", ".bz2"))
+        and codecs.lookup(reader_kwargs.get("encoding", "utf-8")).name == "utf-8"
+        and (
+            fmt == "sentences"
+            or (fmt == "text" and document_per in ("paragraph", "line"))
+            or (fmt == "json" and not reader_kwargs.get("doc_id_column"))
+        )
+    )
+
+
+def _multistream_index(path: str) -> str | None:
+    if not path.endswith(".xml.bz2"):
+        return None
+    candidate = path[: -len(".xml.bz2")] + "-index.txt.bz2"
+    return candidate if os.path.exists(candidate) else None
+
+
+def _stream_offsets(index_path: str) -> list[int]:
+    import bz2
+
+    offsets = set()
+    with bz2.open(index_path, "rt", encoding="utf-8") as f:
+        for line in f:
+            head, _, _ = line.partition(":")
+            if head.strip().isdigit():
+                offsets.add(int(head))
+    return sorted(offsets)
+
+
+def _dump_header(path: str, first_offset: int) -> str:
+    """The wiki's database name, from the header stream of a multistream dump."""
+    import bz2
+
+    with open(path, "rb") as f:
+        head = bz2.decompress(f.read(first_offset)).decode("utf-8", "replace")
+    match = re.search(r"<dbname>([^<]+)</dbname>", head)
+    return match.group(1).strip() if match else "wiki"
+
+
+def plan_shards(
+    source: Any = None, num_shards: int = 1, min_shard_bytes: int = MIN_SHARD_BYTES, **reader_kwargs: Any
+) -> tuple[list[InputShard], list[str]]:
+    """Cut a corpus into about `num_shards` input shards, in corpus order.
+
+    Uncompressed one-sentence-per-line and raw-text files are cut at blank lines (at line ends for
+    ``document_per="line"`` and for JSONL without a document-id column), Parquet files at row groups, and a
+    multistream Wikipedia dump (``*-multistream.xml.bz2`` with its ``*-multistream-index.txt.bz2`` beside it)
+    at bz2 streams; other files are one shard each. Small files are not cut.
+
+    Args:
+        source: See :func:`iter_documents`.
+        num_shards (`int`, *optional*, defaults to 1): About how many shards to make (a hint).
+        min_shard_bytes (`int`, *optional*, defaults to 1 MB): Files smaller than about this are not cut.
+        **reader_kwargs: Reader options (``format``, ``document_per``, ``encoding``, ``doc_id_column``).
+
+    Returns:
+        `(shards, ignored_files)`.
+    """
+    if source is None:
+        source = bundled_corpus_path()
+    fmt_option = reader_kwargs.get("format")
+    encoding = reader_kwargs.get("encoding", "utf-8")
+    if _is_dataset(source):
+        if fmt_option not in (None, "dataset"):
+            raise CorpusError(f"format={fmt_option!r} does not apply to a dataset object")
+        return [InputShard(path="dataset", name="dataset", format="dataset", dataset=source)], []
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not items:
+        raise CorpusError("No corpus given: expected a corpus file, a directory or a Hub dataset name.")
+    missing = [os.fspath(i) for i in items if not os.path.exists(os.fspath(i))]
+    if missing:
+        name = missing[0]
+        if len(items) == 1 and isinstance(source, str) and _looks_like_hub_id(name):
+            return [InputShard(path=name, name=name, format="hub")], []
+        raise CorpusError(f"{name}: no such file. Expected a corpus file, a directory or a Hub dataset name.")
+    files, ignored = corpus_files(source)
+    if not files:
+        raise CorpusError(
+            f"{source}: no files found. Expected a corpus file or a directory holding some"
+            + (f" (ignored as hidden or Spark/Hadoop markers: {ignored[:5]})." if ignored else ".")
+        )
+    formats = [_resolve_format(f, fmt_option, encoding) for f in files]
+    sizes = [os.path.getsize(f.path) for f in files]
+    target_bytes = max(min_shard_bytes, sum(sizes) // max(num_shards, 1) + 1)
+    shards: list[InputShard] = []
+    for f, fmt, size in zip(files, formats, sizes):
+        pieces = max(1, round(size / target_bytes))
+        if fmt == "wikipedia" and pieces > 1 and (index := _multistream_index(f.path)):
+            offsets = _stream_offsets(index)
+            if offsets:
+                wiki_name = _dump_header(f.path, offsets[0])
+                bounds = offsets + [size]
+                per = max(1, len(offsets) // pieces)
+                for k in range(0, len(offsets), per):
+                    shards.append(
+                        InputShard(
+                            f.path,
+                            f.name,
+                            fmt,
+                            start=bounds[k],
+                            end=bounds[min(k + per, len(offsets))],
+                            wiki_name=wiki_name,
+                        )
+                    )
+                continue
+        if fmt == "parquet" and pieces > 1:
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(f.path).metadata
+            groups = meta.num_row_groups
+            per = max(1, groups // pieces)
+            row = 0
+            for g in range(0, groups, per):
+                shards.append(InputShard(f.path, f.name, fmt, start=g, end=min(g + per, groups), first_row=row))
+                row += sum(meta.row_group(i).num_rows for i in range(g, min(g + per, groups)))
+            continue
+        if pieces > 1 and _splittable_plain(f, fmt, reader_kwargs):
+            at_blank = fmt == "sentences" or (
+                fmt == "text" and reader_kwargs.get("document_per", "paragraph") == "paragraph"
+            )
+            cuts = _byte_cuts(f.path, pieces, at_blank_line=at_blank)
+            line = 1
+            for start, end in zip(cuts, cuts[1:]):
+                shards.append(InputShard(f.path, f.name, fmt, start=start, end=end, first_line=line))
+                line += _count_newlines(f.path, start, end)
+            continue
+        shards.append(InputShard(f.path, f.name, fmt))
+    return [replace(s, index=i) for i, s in enumerate(shards)], ignored
+
+
+# -- readers ------------------------------------------------------------------------------------------
 
 
 def _iter_lines(
-    path: str, encoding: str, errors: str, file_slice: FileSlice | None = None
+    path: str, encoding: str, errors: str, start: int = 0, end: int = -1, first_line: int = 1
 ) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, line without line break); a decoding error names its line and byte
     offset. Handles a UTF-8 BOM and CRLF / CR line ends."""
     if not os.path.exists(path):
         raise CorpusError(f"{path}: no such file. Expected a corpus file or directory; check the path.")
-    offset, lineno, end = 0, 1, None
+    offset, lineno = start, first_line
     with _open_binary(path) as stream:
-        if file_slice is not None:
-            stream.seek(file_slice.start)
-            offset, lineno, end = file_slice.start, file_slice.first_line, file_slice.end
+        if start:
+            stream.seek(start)
         for raw in stream:
-            if end is not None and offset >= end:
+            if end >= 0 and offset >= end:
                 break
             try:
                 line = raw.decode(encoding, errors)
@@ -206,7 +497,7 @@ def _iter_lines(
                     f"{path}, line {lineno} (byte offset {offset + err.start}): invalid {encoding}: "
                     f"found bytes {raw[err.start : err.end]!r}, expected {encoding} text. Re-encode the file "
                     f"as {encoding}, pass encoding= with its real encoding, or pass errors='replace' "
-                    "(or 'ignore') to read it anyway."
+                    "(or 'ignore'; CLI: --encoding_errors replace) to read it anyway."
                 ) from None
             if offset == 0 and line.startswith("\ufeff"):
                 line = line[1:]
@@ -220,14 +511,12 @@ def _iter_lines(
             lineno += 1
 
 
-def _sentence_file_documents(
-    path: str, encoding: str, errors: str, file_slice: FileSlice | None = None
-) -> Iterator[dict]:
+def _sentence_file_documents(shard: InputShard, encoding: str, errors: str) -> Iterator[dict]:
     """BERT's format: one sentence per line, blank lines between documents."""
     sentences: list[str] = []
-    start_line = 1
-    any_line = file_slice is not None and file_slice.start > 0
-    for lineno, line in _iter_lines(path, encoding, errors, file_slice):
+    start_line = shard.first_line
+    any_line = shard.start > 0
+    for lineno, line in _iter_lines(shard.path, encoding, errors, shard.start, shard.end, shard.first_line):
         any_line = True
         text = line.strip()
         if text:
@@ -235,96 +524,123 @@ def _sentence_file_documents(
                 start_line = lineno
             sentences.append(" ".join(text.split()))
         elif sentences:
-            yield {"doc_id": f"{os.path.basename(path)}:{start_line}", "sentences": sentences, "skipped": ""}
+            yield {"doc_id": f"{shard.name}:{start_line}", "sentences": sentences, "skipped": ""}
             sentences = []
         else:
             # A blank line that ends no document (several in a row, or leading) holds an empty
             # document, as in Google's reader: counted, not an error.
-            yield {"doc_id": f"{os.path.basename(path)}:{lineno}", "sentences": [], "skipped": "empty"}
+            yield {"doc_id": f"{shard.name}:{lineno}", "sentences": [], "skipped": "empty"}
     if sentences:
-        yield {"doc_id": f"{os.path.basename(path)}:{start_line}", "sentences": sentences, "skipped": ""}
+        yield {"doc_id": f"{shard.name}:{start_line}", "sentences": sentences, "skipped": ""}
     if not any_line:
-        yield {"doc_id": f"{os.path.basename(path)}:0", "sentences": [], "skipped": "empty-file"}
+        yield {"doc_id": f"{shard.name}:0", "sentences": [], "skipped": "empty-file"}
+
+
+def _split_block(lines: list[str], splitter: SentenceSplitter, language: str) -> list[str]:
+    """Sentences of a block of lines. Lines are joined with spaces (wrapped prose), except in languages
+    written without spaces, where each line is split on its own (a headline line stays a sentence)."""
+    if language.split("-")[0].lower() in _UNSPACED_LANGUAGES:
+        return [s for line in lines for s in splitter(line)]
+    return splitter(" ".join(" ".join(line.split()) for line in lines))
 
 
 def _text_file_documents(
-    path: str, encoding: str, errors: str, splitter: SentenceSplitter, document_per: str
+    shard: InputShard, encoding: str, errors: str, splitter: SentenceSplitter, document_per: str, language: str
 ) -> Iterator[dict]:
-    """Raw text: a paragraph block (or the whole file) is a document, split into sentences."""
-    if document_per not in ("paragraph", "file"):
-        raise ValueError(f"document_per must be 'paragraph' or 'file', got {document_per!r}")
-    base = os.path.basename(path)
+    """Raw text: a paragraph block, a line, or the whole file is a document, split into sentences."""
+    if document_per not in DOCUMENT_PER:
+        raise CorpusError(f"document_per must be one of {DOCUMENT_PER}, got {document_per!r}")
     block: list[str] = []
-    start_line = 1
+    paragraphs: list[list[str]] = []
+    start_line = shard.first_line
     yielded = False
-    for lineno, line in _iter_lines(path, encoding, errors):
-        if line.strip():
-            if not block:
+    for lineno, line in _iter_lines(shard.path, encoding, errors, shard.start, shard.end, shard.first_line):
+        text = line.strip()
+        if document_per == "line":
+            if text:
+                yield {
+                    "doc_id": f"{shard.name}:{lineno}",
+                    "sentences": _split_block([text], splitter, language),
+                    "skipped": "",
+                }
+                yielded = True
+            continue
+        if text:
+            if not block and not paragraphs:
                 start_line = lineno
-            block.append(line.strip())
+            block.append(text)
         elif block and document_per == "paragraph":
-            yield {"doc_id": f"{base}:{start_line}", "sentences": splitter(" ".join(block)), "skipped": ""}
+            yield {
+                "doc_id": f"{shard.name}:{start_line}",
+                "sentences": _split_block(block, splitter, language),
+                "skipped": "",
+            }
             yielded = True
             block = []
         elif block:
-            block.append("\n")
+            paragraphs.append(block)
+            block = []
     if block:
-        text = " ".join(b for b in block if b != "\n") if document_per == "paragraph" else _join_paragraphs(block)
-        yield {"doc_id": f"{base}:{start_line}", "sentences": _split_paragraphs(text, splitter), "skipped": ""}
+        paragraphs.append(block)
+    if paragraphs:
+        sentences = [s for p in paragraphs for s in _split_block(p, splitter, language)]
+        yield {"doc_id": f"{shard.name}:{start_line}", "sentences": sentences, "skipped": ""}
         yielded = True
-    if not yielded:
-        yield {"doc_id": f"{base}:0", "sentences": [], "skipped": "empty-file"}
+    if not yielded and shard.start == 0:
+        yield {"doc_id": f"{shard.name}:0", "sentences": [], "skipped": "empty-file"}
 
 
-def _join_paragraphs(lines: list[str]) -> str:
-    return "\n".join(" ".join(group.split()) for group in " ".join(lines).split("\n"))
-
-
-def _split_paragraphs(text: str, splitter: SentenceSplitter) -> list[str]:
+def _split_paragraphs(text: str, splitter: SentenceSplitter, language: str = "en") -> list[str]:
+    """Sentences of a table cell: every line is split on its own (a heading line stays a sentence)."""
     out: list[str] = []
-    for paragraph in text.split("\n"):
-        if paragraph.strip():
-            out.extend(splitter(paragraph.strip()))
+    for line in text.split("\n"):
+        if line.strip():
+            out.extend(_split_block([line.strip()], splitter, language))
     return out
 
 
-def _column_error(where: str, column: str, available: Iterable[str], what: str) -> CorpusError:
+def _column_error(where: str, column: str, available: Iterable[str], what: str, option: str) -> CorpusError:
     return CorpusError(
         f"{where}: no {what} column {column!r}. Expected a column named {column!r}; found columns "
-        f"{sorted(available)}. Pass the right name with text_column= (CLI: --text_column)."
+        f"{sorted(available)}. Pass the right name with {option}= (CLI: --{option})."
     )
 
 
 def _row_documents(
-    rows: Iterable[dict],
-    where: str,
+    rows: Iterable[tuple[int, dict]],
+    name: str,
+    unit: str,
     text_column: str,
     doc_id_column: str | None,
     splitter: SentenceSplitter,
+    language: str,
+    path: str,
 ) -> Iterator[dict]:
-    """Group table rows into documents. A row's text is either a string (split into sentences;
-    paragraphs separated by newlines) or a list of sentences."""
+    """Group table rows into documents. A row's text is either a string (split into sentences; paragraphs
+    separated by blank lines, or by line breaks in Chinese and Japanese) or a list of sentences. `rows` yields
+    ``(number, row)`` with the line or row number that goes into errors and default document ids."""
     current_id: str | None = None
     sentences: list[str] = []
-    for index, row in enumerate(rows):
-        if index == 0:
-            if text_column not in row:
-                raise _column_error(where, text_column, row.keys(), "text")
-            if doc_id_column is not None and doc_id_column not in row:
-                raise _column_error(where, doc_id_column, row.keys(), "document-id")
+    any_row = False
+    for number, row in rows:
+        any_row = True
+        if text_column not in row:
+            raise _column_error(f"{path}, {unit} {number}", text_column, row.keys(), "text", "text_column")
+        if doc_id_column is not None and doc_id_column not in row:
+            raise _column_error(f"{path}, {unit} {number}", doc_id_column, row.keys(), "document-id", "doc_id_column")
         value = row[text_column]
         if value is None:
             row_sentences: list[str] = []
         elif isinstance(value, str):
-            row_sentences = _split_paragraphs(value, splitter)
+            row_sentences = _split_paragraphs(value, splitter, language)
         elif isinstance(value, (list, tuple)):
             row_sentences = [" ".join(str(s).split()) for s in value if s and str(s).strip()]
         else:
             raise CorpusError(
-                f"{where}, row {index}: column {text_column!r} holds {type(value).__name__}; expected a string "
-                "or a list of sentences. Point text_column= at the text."
+                f"{path}, {unit} {number}: column {text_column!r} holds {type(value).__name__}; expected a string "
+                "or a list of sentences. Point text_column= (CLI: --text_column) at the text."
             )
-        doc_id = f"{where}:{index}" if doc_id_column is None else str(row[doc_id_column])
+        doc_id = f"{name}:{number}" if doc_id_column is None else str(row[doc_id_column])
         if doc_id_column is not None and doc_id == current_id:
             sentences.extend(row_sentences)
             continue
@@ -333,12 +649,14 @@ def _row_documents(
         current_id, sentences = doc_id, row_sentences
     if current_id is not None:
         yield {"doc_id": current_id, "sentences": sentences, "skipped": "" if sentences else "empty"}
-    else:
-        yield {"doc_id": f"{where}:0", "sentences": [], "skipped": "empty-file"}
+    elif not any_row:
+        yield {"doc_id": f"{name}:0", "sentences": [], "skipped": "empty-file"}
 
 
-def _table_rows(path: str, fmt: str) -> Iterator[dict]:
-    """Stream rows of a JSONL / CSV / Parquet file with constant memory (pyarrow batch readers)."""
+def _table_rows(shard: InputShard) -> Iterator[tuple[int, dict]]:
+    """Stream ``(number, row)`` of a JSONL / CSV / Parquet shard with constant memory (pyarrow batch readers).
+    JSONL rows are numbered by line, CSV and Parquet rows from 0."""
+    path, fmt = shard.path, shard.format
     if not os.path.exists(path):
         raise CorpusError(f"{path}: no such file. Expected a {fmt} corpus file; check the path.")
     if os.path.getsize(path) == 0:
@@ -346,22 +664,35 @@ def _table_rows(path: str, fmt: str) -> Iterator[dict]:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            yield from batch.to_pylist()
+        parquet = pq.ParquetFile(path)
+        groups = range(parquet.metadata.num_row_groups)
+        if shard.end >= 0:
+            groups = range(shard.start, shard.end)
+        number = shard.first_row
+        for batch in parquet.iter_batches(batch_size=1024, row_groups=list(groups)):
+            for row in batch.to_pylist():
+                yield number, row
+                number += 1
     elif fmt == "csv":
         import pyarrow.csv as pcsv
 
         delimiter = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
+        number = 0
         try:
             reader = pcsv.open_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True))
             for batch in reader:
-                yield from batch.to_pylist()
+                for row in batch.to_pylist():
+                    yield number, row
+                    number += 1
+        except CorpusError:
+            raise
         except Exception as err:  # pyarrow names the row in its message
-            raise CorpusError(f"{path}: not a readable CSV file ({err}). Check quoting and the delimiter.") from err
+            raise CorpusError(
+                f"{path}: not a readable CSV file after row {number} ({err}). Expected a header row and "
+                "consistently quoted, delimited rows; check quoting and the delimiter."
+            ) from err
     else:
-        import json
-
-        for lineno, line in _iter_lines(path, "utf-8", "strict"):
+        for lineno, line in _iter_lines(path, "utf-8", "strict", shard.start, shard.end, shard.first_line):
             if not line.strip():
                 continue
             try:
@@ -373,27 +704,97 @@ def _table_rows(path: str, fmt: str) -> Iterator[dict]:
                 ) from None
             if not isinstance(row, dict):
                 raise CorpusError(
-                    f"{path}, line {lineno}: expected a JSON object per line, found {type(row).__name__}."
+                    f"{path}, line {lineno}: expected a JSON object per line, found {type(row).__name__}. "
+                    'Write one object per line, e.g. {"text": "..."}.'
                 )
-            yield row
+            yield lineno, row
 
 
-def _wikipedia_documents(path: str, min_chars: int, splitter: SentenceSplitter) -> Iterator[dict]:
+def _wikipedia_documents(
+    shard: InputShard, min_chars: int, splitter: SentenceSplitter, language: str
+) -> Iterator[dict]:
     from .wikipedia import iter_wikipedia_articles
 
     counts: Counter = Counter()
     reported: Counter = Counter()
-    for article in iter_wikipedia_articles(path, min_chars=min_chars, counts=counts):
-        # Skipped pages are counted by the reader; emit them as rows so the report sees them.
+    byte_range = (shard.start, shard.end) if shard.end >= 0 else None
+    info: dict = {"dbname": shard.wiki_name}
+
+    def skipped_rows():
         for reason in ("redirects", "non_article_pages", "stubs"):
             for _ in range(counts[reason] - reported[reason]):
-                yield {"doc_id": f"{os.path.basename(path)}:skipped", "sentences": [], "skipped": reason}
+                yield {"doc_id": f"{shard.name}:skipped", "sentences": [], "skipped": reason}
             reported[reason] = counts[reason]
-        sentences = [s for p in article.paragraphs for s in splitter(p)]
-        yield {"doc_id": f"wiki:{article.page_id}", "sentences": sentences, "skipped": "" if sentences else "empty"}
-    for reason in ("redirects", "non_article_pages", "stubs"):
-        for _ in range(counts[reason] - reported[reason]):
-            yield {"doc_id": f"{os.path.basename(path)}:skipped", "sentences": [], "skipped": reason}
+
+    for article in iter_wikipedia_articles(
+        shard.path, min_chars=min_chars, counts=counts, byte_range=byte_range, info=info
+    ):
+        # Skipped pages are counted by the reader; emit them as rows so the report sees them.
+        yield from skipped_rows()
+        sentences = [s for p in article.paragraphs for s in _split_block([p], splitter, language)]
+        yield {
+            "doc_id": f"{info.get('dbname') or 'wiki'}:{article.page_id}",
+            "sentences": sentences,
+            "skipped": "" if sentences else "empty",
+        }
+    yield from skipped_rows()
+
+
+def _dataset_rows(dataset) -> Iterator[tuple[int, dict]]:
+    yield from enumerate(dataset)
+
+
+def _hub_rows(name: str, split: str) -> Iterator[tuple[int, dict]]:
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(name, split=split, streaming=True)
+    except Exception as err:
+        raise CorpusError(
+            f"{name}: not a local file, and loading it as a Hub dataset failed ({type(err).__name__}: {err}). "
+            "Check the path, or the dataset name and your network (HF_HUB_OFFLINE=1 allows cached datasets only)."
+        ) from err
+    yield from enumerate(dataset)
+
+
+def read_shard(
+    shard: InputShard,
+    *,
+    text_column: str = "text",
+    doc_id_column: str | None = None,
+    splitter: str | SentenceSplitter | None = None,
+    language: str = "en",
+    document_per: str = "paragraph",
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    split: str = "train",
+    wiki_min_chars: int = 500,
+    format: str | None = None,
+) -> Iterator[dict]:
+    """The documents of one input shard (see :func:`iter_documents` for the options)."""
+    split_fn = get_splitter(splitter, language)
+    fmt = shard.format
+    if fmt == "sentences":
+        yield from _sentence_file_documents(shard, encoding, errors)
+    elif fmt == "text":
+        yield from _text_file_documents(shard, encoding, errors, split_fn, document_per, language)
+    elif fmt in ("json", "csv", "parquet"):
+        unit = "line" if fmt == "json" else "row"
+        yield from _row_documents(
+            _table_rows(shard), shard.name, unit, text_column, doc_id_column, split_fn, language, shard.path
+        )
+    elif fmt == "wikipedia":
+        yield from _wikipedia_documents(shard, wiki_min_chars, split_fn, language)
+    elif fmt == "dataset":
+        yield from _row_documents(
+            _dataset_rows(shard.dataset), "dataset", "row", text_column, doc_id_column, split_fn, language, "dataset"
+        )
+    elif fmt == "hub":
+        yield from _row_documents(
+            _hub_rows(shard.path, split), shard.name, "row", text_column, doc_id_column, split_fn, language, shard.path
+        )
+    else:
+        raise CorpusError(f"Unknown corpus format {fmt!r}: expected one of {FORMATS}")
 
 
 def iter_documents(
@@ -418,7 +819,8 @@ def iter_documents(
             Wikipedia sample.
         format (`str`, *optional*): One of ``"sentences"`` (BERT's one-sentence-per-line format), ``"text"``
             (raw text), ``"json"``, ``"csv"``, ``"parquet"``, ``"wikipedia"``. Guessed from the file name
-            when not given.
+            when not given (a ``.txt`` of running prose stops with a message instead of being read as one
+            sentence per line).
         text_column (`str`, *optional*, defaults to `"text"`): Column with the text (tables, datasets).
         doc_id_column (`str`, *optional*): Column with a document id; consecutive rows sharing it form one
             document. Without it every row is a document.
@@ -426,7 +828,7 @@ def iter_documents(
             ``"sentencex"`` (default), ``"pysbd"`` or a callable.
         language (`str`, *optional*, defaults to `"en"`): Language for the splitter (``"zh"`` for Chinese).
         document_per (`str`, *optional*, defaults to `"paragraph"`): For raw text, whether a paragraph
-            block or a whole file is one document.
+            block, a line or a whole file is one document.
         encoding (`str`, *optional*, defaults to `"utf-8"`): Text encoding of text files.
         errors (`str`, *optional*, defaults to `"strict"`): Decoding error handling: ``"strict"`` raises a
             `CorpusError` naming the file, line and byte offset; ``"replace"`` / ``"ignore"`` read on.
@@ -444,34 +846,22 @@ def iter_documents(
         ('enwiki_sample.txt.gz:1', 'Anarchism')
         ```
     """
-    if source is None:
-        source = bundled_corpus_path()
-    split_fn = get_splitter(splitter, language)
-    if _is_dataset(source):
-        if format not in (None, "dataset"):
-            raise ValueError(f"format={format!r} does not apply to a dataset object")
-        yield from _row_documents(source, "dataset", text_column, doc_id_column, split_fn)
-        return
-    paths = _as_paths(source)
-    if not paths:
-        raise CorpusError(f"{source}: no files found. Expected a corpus file or a directory holding some.")
-    for path in paths:
-        if not os.path.exists(path):
-            if isinstance(source, str) and len(paths) == 1 and _looks_like_hub_id(path):
-                yield from _hub_documents(path, split, text_column, doc_id_column, split_fn)
-                return
-            raise CorpusError(f"{path}: no such file. Expected a corpus file, a directory or a Hub dataset name.")
-        fmt = format or detect_format(path)
-        if fmt == "sentences":
-            yield from _sentence_file_documents(path, encoding, errors)
-        elif fmt == "text":
-            yield from _text_file_documents(path, encoding, errors, split_fn, document_per)
-        elif fmt in ("json", "csv", "parquet"):
-            yield from _row_documents(_table_rows(path, fmt), path, text_column, doc_id_column, split_fn)
-        elif fmt == "wikipedia":
-            yield from _wikipedia_documents(path, wiki_min_chars, split_fn)
-        else:
-            raise ValueError(f"Unknown corpus format {fmt!r}: expected one of {FORMATS}")
+    options = dict(
+        text_column=text_column,
+        doc_id_column=doc_id_column,
+        splitter=get_splitter(splitter, language),
+        language=language,
+        document_per=document_per,
+        encoding=encoding,
+        errors=errors,
+        split=split,
+        wiki_min_chars=wiki_min_chars,
+    )
+    shards, _ = plan_shards(
+        source, 1, format=format, encoding=encoding, document_per=document_per, doc_id_column=doc_id_column
+    )
+    for shard in shards:
+        yield from read_shard(shard, **options)
 
 
 def _is_dataset(obj: Any) -> bool:
@@ -487,49 +877,22 @@ def _looks_like_hub_id(name: str) -> bool:
     return not name.startswith((".", "/", "~")) and name.count("/") <= 1 and "." not in os.path.basename(name)
 
 
-def _hub_documents(name, split, text_column, doc_id_column, split_fn) -> Iterator[dict]:
-    import datasets
-
-    try:
-        dataset = datasets.load_dataset(name, split=split, streaming=True)
-    except Exception as err:
-        raise CorpusError(
-            f"{name}: not a local file, and loading it as a Hub dataset failed ({type(err).__name__}: {err}). "
-            "Check the path, or the dataset name and your network (HF_HUB_OFFLINE=1 allows cached datasets only)."
-        ) from err
-    yield from _row_documents(dataset, name, text_column, doc_id_column, split_fn)
-
-
 def _generate_documents(shards: list, reader_kwargs: dict, fingerprint: str) -> Iterator[dict]:
     # `fingerprint` is unused here: it is part of gen_kwargs so the datasets cache key changes with the files.
+    options = {k: v for k, v in reader_kwargs.items() if k != "format"}
     for shard in shards:
-        if isinstance(shard, FileSlice):
-            yield from _sentence_file_documents(
-                shard.path, reader_kwargs.get("encoding", "utf-8"), reader_kwargs.get("errors", "strict"), shard
-            )
-        else:
-            yield from iter_documents(shard, **reader_kwargs)
-
-
-def _sliceable(path: str, reader_kwargs: dict) -> bool:
-    fmt = reader_kwargs.get("format") or detect_format(path)
-    return (
-        fmt == "sentences"
-        and not path.endswith((".gz", ".bz2"))
-        and os.path.getsize(path) > 1 << 20
-        and codecs.lookup(reader_kwargs.get("encoding", "utf-8")).name == "utf-8"
-    )
+        yield from read_shard(shard, **options)
 
 
 def load_documents(source: Any = None, num_proc: int | None = None, **reader_kwargs: Any):
     """Read a corpus into a ``datasets.Dataset`` of documents (Arrow, memory-mapped, cached).
 
     The cache key includes the files' sizes and modification times, so an edited corpus is read again.
-    With several input files and ``num_proc`` > 1, files are read in parallel.
+    With ``num_proc`` > 1 the corpus is cut into shards (:func:`plan_shards`) that are read in parallel.
 
     Args:
         source: See :func:`iter_documents`.
-        num_proc (`int`, *optional*): Processes for reading several files.
+        num_proc (`int`, *optional*): Processes for reading.
         **reader_kwargs: Passed to :func:`iter_documents`.
 
     Returns:
@@ -537,27 +900,9 @@ def load_documents(source: Any = None, num_proc: int | None = None, **reader_kwa
     """
     import datasets
 
-    if _is_dataset(source):
-        if isinstance(source, datasets.IterableDataset):
-            raise ValueError("An IterableDataset source can only be read in streaming mode (streaming=True).")
-        shards: list = [source]
-    elif source is None:
-        shards = [str(bundled_corpus_path())]
-    elif isinstance(source, (str, os.PathLike, list, tuple)) and all(os.path.exists(p) for p in _as_paths(source)):
-        shards = _as_paths(source)
-        if not shards:
-            raise CorpusError(f"{source}: no files found. Expected a corpus file or a directory holding some.")
-    else:
-        shards = [source]
-    if (
-        num_proc
-        and num_proc > 1
-        and len(shards) == 1
-        and isinstance(shards[0], str)
-        and _sliceable(shards[0], reader_kwargs)
-    ):
-        # One big plain file in BERT's format: several processes read byte ranges cut at blank lines.
-        shards = plan_file_slices(shards[0], 4 * num_proc)
+    if isinstance(source, datasets.IterableDataset):
+        raise ValueError("An IterableDataset source can only be read in streaming mode (streaming=True).")
+    shards, _ = plan_shards(source, 4 * num_proc if num_proc and num_proc > 1 else 1, **reader_kwargs)
     num_proc = num_proc if num_proc and num_proc > 1 and len(shards) > 1 else None
     return datasets.Dataset.from_generator(
         _generate_documents,

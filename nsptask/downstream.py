@@ -1,13 +1,18 @@
 """Downstream tasks: datasets for judging a pretrained encoder.
 
-- Sentence-pair tasks built from the corpus: NSP and SOP as classification tasks, and *coherence* (the
-  negative B comes from the same document but is not the continuation), from documents held out of
-  pretraining, split again by document into fine-tuning train and test sets.
-- Segment tagging, the token-level form of next-sentence prediction: a window made of the end of one
-  segment and the start of the next (the true continuation, or a segment of another document), with no
-  separator between them and uniform token type ids. Every token is tagged ``L`` (left segment), ``R``
-  (right segment) or ``O`` (special tokens), in IOB2 (``B-L I-L ... B-R I-R ...``): the model has to find
-  where the next segment starts.
+All corpus tasks are built from documents held out of pretraining (the validation side of the document
+split that pretraining used: ``validation_fraction`` and ``split_seed``), and those documents are split
+again, by a hash of their ids, into the task's ``train`` / (``validation``) / ``test`` sets *before* any
+instance is made. Instances of a task split draw every segment, A and B, from documents of that split only:
+no document appears in two task splits, on either side of a pair (``a_doc`` / ``b_doc`` record the ids).
+
+- Sentence-pair tasks: NSP and SOP as classification tasks, and *coherence* (the negative B comes from the
+  same document but is not the continuation).
+- Segment tagging, the token-level form of next-sentence prediction: a window of consecutive sentences of
+  one document that, with probability 0.5, switches at a sentence start to text from another document.
+  Tokens before the switch (all of them when there is none) are ``L``, tokens after it ``R``, special tokens
+  ``O`` (IOB2: ``B-L I-L ... B-R I-R ...``). Every window has the same length whether it switches or not,
+  and the switch sits at a sentence start of both documents, so the label is decided by the text alone.
 - User tasks from CSV / JSONL / Parquet files or a ``datasets.Dataset``: one or two text columns and a label.
 """
 
@@ -19,38 +24,108 @@ from typing import Any
 import numpy as np
 
 from .instances import DocumentGroup, document_seed
-from .preprocessing import is_validation_document
 
 __all__ = [
     "SEGMENT_LABELS",
     "build_sentence_task",
     "build_segment_tagging",
+    "task_documents",
     "load_classification_data",
     "tokenize_pairs",
+    "segment_metrics",
+    "pretraining_overlap",
 ]
 
 SEGMENT_LABELS = ["O", "B-L", "I-L", "B-R", "I-R"]
 SENTENCE_TASKS = {"nsp": "nsp", "sop": "sop", "coherence": "coherence"}
+PRETRAINING_DOCUMENTS_FILE = "pretraining_documents.npy"
 
 
-def _task_splits(dataset, test_fraction: float, seed: int, split_by: str = "document", doc_column: str = "doc_index"):
-    """Split a dataset of one corpus split into train/test by document (a hash of the document index), or by
-    instance (test pairs then come from documents the fine-tuning also saw)."""
-    import datasets
+def task_documents(
+    source: Any = None,
+    tokenizer: Any = None,
+    *,
+    validation_fraction: float = 0.2,
+    split_seed: int = 12345,
+    corpus_split: str = "validation",
+    test_fraction: float = 0.3,
+    task_validation_fraction: float = 0.0,
+    seed: int = 12345,
+    max_seq_length: int = 128,
+    reader_kwargs: dict | None = None,
+    tokenizer_backend: str = "hf",
+    cache_dir: str | None = None,
+    num_proc: int | None = None,
+) -> dict:
+    """The documents of each task split, tokenized, in a seeded shuffled order.
 
-    if split_by not in ("document", "instance"):
-        raise ValueError(f"split_by must be 'document' or 'instance', got {split_by!r}")
-    docs = dataset[doc_column]
-    keys = [f"{d}" for d in docs] if split_by == "document" else [f"row{i}" for i in range(len(docs))]
-    flags = [is_validation_document(k, test_fraction, seed + 1) for k in keys]
-    train_rows = [i for i, f in enumerate(flags) if not f]
-    test_rows = [i for i, f in enumerate(flags) if f]
-    if not train_rows or not test_rows:
+    Args:
+        source, tokenizer: The corpus and tokenizer (defaults: bundled corpus, nsptask's tokenizer).
+        validation_fraction (`float`, *optional*, defaults to 0.2), split_seed (`int`, *optional*, defaults to
+            12345): The pretraining split; tasks are made from its ``corpus_split`` side.
+        corpus_split (`str`, *optional*, defaults to `"validation"`): ``validation`` = documents held out of
+            pretraining.
+        test_fraction (`float`, *optional*, defaults to 0.3), task_validation_fraction (`float`, *optional*,
+            defaults to 0.0): Shares of those documents in the task's test and validation sets; the rest trains.
+        seed (`int`, *optional*, defaults to 12345): Seed of the task split and of the instances.
+
+    Returns:
+        `dict[str, datasets.Dataset]`: tokenized documents (``doc_id``, ``input_ids``, ``sentence_lengths``,
+        ``text_hash``, ...) per task split.
+    """
+    from .builder import PretrainingDataBuilder
+    from .preprocessing import _salted
+
+    if not 0 < test_fraction < 1 or not 0 <= task_validation_fraction < 1 - test_fraction:
         raise ValueError(
-            f"The held-out documents ({len(set(docs))}) cannot be split into task train and test sets with "
-            f"test_fraction={test_fraction}. Hold out more documents (a larger validation_fraction) or use a larger corpus."
+            f"test_fraction must lie in (0, 1) and task_validation_fraction in [0, 1 - test_fraction); got "
+            f"{test_fraction} and {task_validation_fraction}."
         )
-    return datasets.DatasetDict({"train": dataset.select(train_rows), "test": dataset.select(test_rows)})
+    builder = PretrainingDataBuilder(
+        config_name="nsp",
+        source=source,
+        tokenizer=tokenizer,
+        cache_dir=cache_dir,
+        validation_fraction=validation_fraction,
+        split_seed=split_seed,
+        seed=seed,
+        max_seq_length=max_seq_length,
+        reader_kwargs=reader_kwargs or {},
+        tokenizer_backend=tokenizer_backend,
+    )
+    tokenized = builder.tokenized_documents(num_proc)
+    rows = builder.split_order(corpus_split)
+    keys = np.asarray(tokenized.with_format("arrow")[:]["doc_key"].to_numpy())[rows]
+    u = _salted(keys, seed, "task").astype(np.float64) / 2.0**64
+    assignment = {
+        "test": u < test_fraction,
+        "validation": (u >= test_fraction) & (u < test_fraction + task_validation_fraction),
+        "train": u >= test_fraction + task_validation_fraction,
+    }
+    out = {}
+    for name in ("train", "validation", "test"):
+        if name == "validation" and task_validation_fraction == 0:
+            continue
+        chosen = rows[assignment[name]]
+        if len(chosen) < 2:
+            raise ValueError(
+                f"The task's {name} set gets {len(chosen)} of the {len(rows)} documents held out of pretraining "
+                f"(validation_fraction={validation_fraction}, test_fraction={test_fraction}): a task split needs at "
+                "least two documents (NotNext and switched segments come from another document of the same split). "
+                "Hold out more documents (a larger validation_fraction) or use a larger corpus."
+            )
+        out[name] = tokenized.select(chosen)
+    out["_builder"] = builder
+    return out
+
+
+def _groups(documents, pool_size: int = 1000):
+    """Pools of a task split's documents (already in shuffled order)."""
+    from .builder import _pool_bounds, group_from_table
+
+    table = documents.with_format("arrow")
+    for start, end in _pool_bounds(len(documents), pool_size):
+        yield group_from_table(table[start:end], first_index=start)
 
 
 def build_sentence_task(
@@ -59,13 +134,9 @@ def build_sentence_task(
     tokenizer: Any = None,
     *,
     max_seq_length: int = 128,
-    corpus_split: str = "validation",
-    validation_fraction: float = 0.2,
-    test_fraction: float = 0.3,
     dupe_factor: int = 1,
     seed: int = 12345,
-    split_by: str = "document",
-    reader_kwargs: dict | None = None,
+    **document_kwargs: Any,
 ):
     """NSP, SOP or coherence as a sentence-pair classification task with a ``labels`` column.
 
@@ -73,79 +144,96 @@ def build_sentence_task(
         task (`str`, *optional*, defaults to `"nsp"`): ``nsp``, ``sop`` or ``coherence``.
         source, tokenizer: The corpus and tokenizer (defaults: bundled corpus, nsptask's tokenizer).
         max_seq_length (`int`, *optional*, defaults to 128): Pair length.
-        corpus_split (`str`, *optional*, defaults to `"validation"`): Which document split of the corpus the
-            task is made from; ``validation`` = documents held out of pretraining.
-        validation_fraction (`float`, *optional*, defaults to 0.2): Share of the corpus's documents held out.
-        test_fraction (`float`, *optional*, defaults to 0.3): Share of those documents in the task's test set.
-        split_by (`str`, *optional*, defaults to `"document"`): Split the task's train and test sets by document
-            (no document in both) or by ``instance`` (test pairs from documents also seen in fine-tuning).
+        dupe_factor (`int`, *optional*, defaults to 1): Times each document is turned into pairs.
+        seed (`int`, *optional*, defaults to 12345): Seed of the task split and of the pairs.
+        **document_kwargs: :func:`task_documents` options (``validation_fraction``, ``split_seed``,
+            ``test_fraction``, ``task_validation_fraction``, ``reader_kwargs``, ...).
 
     Returns:
-        `datasets.DatasetDict` with ``train`` and ``test``; ``labels`` is a ``ClassLabel`` whose names go
-        into the fine-tuned model's ``id2label``.
+        `datasets.DatasetDict` with ``train``, ``test`` (and ``validation``): ``input_ids``, ``token_type_ids``,
+        ``labels`` (a ``ClassLabel`` whose names go into the fine-tuned model's ``id2label``), ``a_doc``,
+        ``b_doc`` (the documents of segments A and B) and ``text_hash``-free bookkeeping.
     """
-    from .builder import build_pretraining_dataset
+    import datasets
+
+    from .builder import PretrainingConfig, instances_table
 
     if task not in SENTENCE_TASKS:
         raise ValueError(f"Unknown sentence task {task!r}: expected one of {sorted(SENTENCE_TASKS)}")
-    data = build_pretraining_dataset(
-        source,
+    splits = task_documents(source, tokenizer, max_seq_length=max_seq_length, seed=seed, **document_kwargs)
+    builder = splits.pop("_builder")
+    tok = builder.tokenizer
+    config = PretrainingConfig(
+        name=SENTENCE_TASKS[task],
         format=SENTENCE_TASKS[task],
-        tokenizer=tokenizer,
         max_seq_length=max_seq_length,
-        validation_fraction=validation_fraction,
         dupe_factor=dupe_factor,
         seed=seed,
-        reader_kwargs=reader_kwargs or {},
-    )[corpus_split]
-    label_column = "sentence_order_label" if task == "sop" else "next_sentence_label"
-    data = data.rename_column(label_column, "labels")
-    if task == "coherence":
-        data = data.cast_column("labels", _class_label(["Coherent", "NotAdjacent"]))
-    keep = ["input_ids", "token_type_ids", "labels", "doc_index"]
-    data = data.remove_columns([c for c in data.column_names if c not in keep])
-    return _task_splits(data, test_fraction, seed, split_by)
+    )
+    label_column = config.instance_config.label_column
+    names = ["Coherent", "NotAdjacent"] if task == "coherence" else None
+    out = datasets.DatasetDict()
+    for split, documents in splits.items():
+        tables, a_docs, b_docs = [], [], []
+        for group in _groups(documents):
+            table = instances_table(group, range(len(group)), config, tok)
+            first = group.doc_indices[0]
+            a_docs += [group.doc_ids[i - first] for i in table["doc_index"].to_pylist()]
+            b_docs += [group.doc_ids[i - first] for i in table["b_doc_index"].to_pylist()]
+            tables.append(table)
+        import pyarrow as pa
+
+        table = pa.concat_tables(tables)
+        data = datasets.Dataset(table).rename_column(label_column, "labels")
+        data = data.remove_columns([c for c in data.column_names if c not in ("input_ids", "token_type_ids", "labels")])
+        data = data.add_column("a_doc", a_docs).add_column("b_doc", b_docs)
+        if names:
+            data = data.cast_column("labels", datasets.ClassLabel(names=names))
+        out[split] = data
+    return out
 
 
-def _class_label(names):
-    import datasets
-
-    return datasets.ClassLabel(names=names)
-
-
-def _segment_windows(group: DocumentGroup, d: int, cfg: dict, rng: random.Random, out: dict) -> None:
-    """Windows of one document: the end of a segment, then a true or a random continuation."""
+def _segment_windows(group: DocumentGroup, d: int, cfg: dict, rng: random.Random, other: random.Random, out: dict):
+    """Windows of one document: `budget` tokens from a sentence start; half of them switch, at a later sentence
+    start, to another document's text from one of its sentence starts."""
     lengths, starts = group.sentence_lengths[d], group.sentence_starts[d]
-    budget = cfg["max_seq_length"] - 2
-    min_side = cfg["min_side"]
+    budget, min_side = cfg["max_seq_length"] - 2, cfg["min_side"]
     doc_end = starts[-1] + lengths[-1]
-    boundaries = [starts[k] for k in range(1, len(lengths))]
-    position = starts[0] + min_side
-    for boundary in boundaries:
-        if boundary < position or boundary - starts[0] < min_side:
-            continue
-        left_len = rng.randint(min_side, budget - min_side)
-        left_start = max(starts[0], boundary - left_len)
-        left_len = boundary - left_start
-        right_len = budget - left_len
-        is_random = rng.random() < cfg["random_probability"] or doc_end - boundary < min_side
-        if is_random:
+    k = 0
+    while k < len(lengths):
+        window_start = starts[k]
+        if doc_end - window_start < budget:
+            break  # not enough text left for a full window: every window has the same length
+        # Sentence starts inside the window that leave at least min_side tokens on both sides.
+        switches = [m for m in range(k + 1, len(lengths)) if min_side <= starts[m] - window_start <= budget - min_side]
+        switch = bool(switches) and rng.random() < cfg["switch_probability"]
+        if switch:
+            m = rng.choice(switches)
+            left = (window_start, starts[m])
             j = d
             while j == d or not group.sentence_lengths[j]:
-                j = rng.randrange(len(group))
-            k = rng.randrange(len(group.sentence_lengths[j]))
-            right_start = group.sentence_starts[j][k]
-            right_end = min(right_start + right_len, group.sentence_starts[j][-1] + group.sentence_lengths[j][-1])
-        else:
-            right_start, right_end = boundary, min(boundary + right_len, doc_end)
-        if right_end - right_start < 1:
-            continue
-        out["left"].append((left_start, boundary))
-        out["right"].append((right_start, right_end))
-        out["random"].append(int(is_random))
-        out["doc"].append(group.doc_indices[d])
-        # The next window starts after this one's true continuation would end.
-        position = boundary + right_len
+                j = other.randrange(len(group))
+            need = budget - (left[1] - left[0])
+            candidates = [
+                s
+                for s, start in enumerate(group.sentence_starts[j])
+                if group.sentence_starts[j][-1] + group.sentence_lengths[j][-1] - start >= need
+            ]
+            if not candidates:
+                switch = False
+            else:
+                start = group.sentence_starts[j][other.choice(candidates)]
+                right = (start, start + need)
+        if not switch:
+            left, right, j = (window_start, window_start + budget), (0, 0), d
+        out["left"].append(left)
+        out["right"].append(right)
+        out["doc"].append(group.doc_ids[d])
+        out["other"].append(group.doc_ids[j])
+        # The next window starts at the first sentence after this window's own text.
+        end = window_start + budget
+        while k < len(lengths) and starts[k] < end:
+            k += 1
 
 
 def build_segment_tagging(
@@ -153,73 +241,90 @@ def build_segment_tagging(
     tokenizer: Any = None,
     *,
     max_seq_length: int = 128,
-    random_probability: float = 0.5,
+    switch_probability: float = 0.5,
     min_side: int = 8,
-    validation_fraction: float = 0.2,
-    test_fraction: float = 0.3,
-    corpus_split: str = "validation",
     seed: int = 12345,
-    reader_kwargs: dict | None = None,
+    **document_kwargs: Any,
 ):
-    """The segment-tagging task from a corpus (same document-level split as the pretraining data).
+    """The segment-tagging task from a corpus (documents held out of pretraining, split by document).
 
     Args:
         max_seq_length (`int`, *optional*, defaults to 128): Window length with ``[CLS]`` and ``[SEP]``.
-        random_probability (`float`, *optional*, defaults to 0.5): Share of random continuations.
-        min_side (`int`, *optional*, defaults to 8): Fewest tokens on either side of the boundary.
-        validation_fraction, test_fraction, corpus_split, seed: As in :func:`build_sentence_task`.
+        switch_probability (`float`, *optional*, defaults to 0.5): Share of windows that switch to another
+            document.
+        min_side (`int`, *optional*, defaults to 8): Fewest tokens on either side of a switch.
+        seed (`int`, *optional*, defaults to 12345): Seed of the task split and of the windows.
+        **document_kwargs: :func:`task_documents` options.
 
     Returns:
-        `datasets.DatasetDict` (``train``, ``test``) with ``input_ids``, ``token_type_ids`` (all 0),
-        ``labels`` (``SEGMENT_LABELS`` ids; ``O`` on the special tokens), ``boundary`` (index of the first ``R``
-        token), ``continuation`` (``ClassLabel``: ``true`` / ``random``) and ``doc_index``.
+        `datasets.DatasetDict` (``train``, ``test``, maybe ``validation``) with ``input_ids``, ``token_type_ids``
+        (all 0), ``labels`` (``SEGMENT_LABELS`` ids; ``O`` on the special tokens), ``switch`` (index of the
+        first ``R`` token, -1 when the window does not switch), ``a_doc`` and ``b_doc`` (the documents of the
+        ``L`` and ``R`` text; equal when there is no switch).
     """
     import datasets
 
-    from .builder import PretrainingDataBuilder, _group_from_table, _pool_bounds, _select_split
+    from .builder import sequence_template
 
-    builder = PretrainingDataBuilder(
-        config_name="nsp",
-        source=source,
-        tokenizer=tokenizer,
-        validation_fraction=validation_fraction,
-        max_seq_length=max_seq_length,
-        seed=seed,
-        reader_kwargs=reader_kwargs or {},
-    )
-    tok = builder.tokenizer
-    docs = _select_split(builder.tokenized_documents(), corpus_split == "validation")
-    if len(docs) < 2:
-        raise ValueError("Segment tagging needs at least two documents in the split (random continuations).")
-    cfg = {"max_seq_length": max_seq_length, "min_side": min_side, "random_probability": random_probability}
-    columns: dict[str, list] = {"input_ids": [], "labels": [], "boundary": [], "continuation": [], "doc_index": []}
-    table = docs.with_format("arrow")
-    for g_start, g_end in _pool_bounds(len(docs), 1000):
-        group = _group_from_table(table[g_start:g_end], first_index=g_start)
-        out: dict[str, list] = {"left": [], "right": [], "random": [], "doc": []}
-        for d in range(len(group)):
-            rng = random.Random(document_seed(seed, 0, group.doc_indices[d]))
-            _segment_windows(group, d, cfg, rng, out)
-        tokens = group.tokens
-        for (ls, le), (rs, re_), is_random, doc in zip(out["left"], out["right"], out["random"], out["doc"]):
-            left, right = tokens[ls:le].tolist(), tokens[rs:re_].tolist()
-            columns["input_ids"].append([tok.cls_token_id, *left, *right, tok.sep_token_id])
-            columns["labels"].append([0, 1] + [2] * (len(left) - 1) + [3] + [4] * (len(right) - 1) + [0])
-            columns["boundary"].append(1 + len(left))
-            columns["continuation"].append(is_random)
-            columns["doc_index"].append(doc)
-    columns["token_type_ids"] = [[0] * len(x) for x in columns["input_ids"]]
+    splits = task_documents(source, tokenizer, max_seq_length=max_seq_length, seed=seed, **document_kwargs)
+    builder = splits.pop("_builder")
+    template = sequence_template(builder.tokenizer)
+    cfg = {
+        "max_seq_length": max_seq_length - template.single_specials + 2,
+        "min_side": min_side,
+        "switch_probability": switch_probability,
+    }
     features = datasets.Features(
         {
             "input_ids": datasets.List(datasets.Value("int32")),
             "labels": datasets.List(datasets.Value("int64")),
-            "boundary": datasets.Value("int32"),
-            "continuation": datasets.ClassLabel(names=["true", "random"]),
-            "doc_index": datasets.Value("int32"),
+            "switch": datasets.Value("int32"),
+            "a_doc": datasets.Value("string"),
+            "b_doc": datasets.Value("string"),
             "token_type_ids": datasets.List(datasets.Value("int8")),
         }
     )
-    return _task_splits(datasets.Dataset.from_dict(columns, features=features), test_fraction, seed)
+    out = datasets.DatasetDict()
+    for split, documents in splits.items():
+        columns: dict[str, list] = {k: [] for k in features}
+        for group in _groups(documents):
+            windows: dict[str, list] = {"left": [], "right": [], "doc": [], "other": []}
+            for d in range(len(group)):
+                rng = random.Random(document_seed(seed, 0, group.doc_ids[d], "segments"))
+                other = random.Random(document_seed(seed, 0, group.doc_ids[d], "segments-other"))
+                _segment_windows(group, d, cfg, rng, other, windows)
+            tokens = group.tokens
+            for (ls, le), (rs, re_), a, b in zip(windows["left"], windows["right"], windows["doc"], windows["other"]):
+                left, right = tokens[ls:le].tolist(), tokens[rs:re_].tolist()
+                prefix, suffix = list(template.single_prefix), list(template.single_suffix)
+                columns["input_ids"].append([*prefix, *left, *right, *suffix])
+                labels = [0] * len(prefix) + [1] + [2] * (len(left) - 1)
+                if right:
+                    labels += [3] + [4] * (len(right) - 1)
+                columns["labels"].append(labels + [0] * len(suffix))
+                columns["switch"].append(len(prefix) + len(left) if right else -1)
+                columns["a_doc"].append(a)
+                columns["b_doc"].append(b)
+        columns["token_type_ids"] = [[0] * len(x) for x in columns["input_ids"]]
+        out[split] = datasets.Dataset.from_dict(columns, features=features)
+    return out
+
+
+def pretraining_overlap(model_dir: str | None, documents) -> tuple[int, int, bool]:
+    """How many of `documents` (tokenized documents with ``text_hash``) a model was pretrained on, from the
+    record ``pretraining_documents.npy`` that nsptask writes beside a pretrained (and a fine-tuned) model.
+
+    Returns:
+        `(overlapping, total, recorded)`; `recorded` is False when the model has no record.
+    """
+    import os
+
+    total = sum(len(d) for d in documents)
+    if model_dir is None or not os.path.isfile(os.path.join(model_dir, PRETRAINING_DOCUMENTS_FILE)):
+        return 0, total, False
+    seen = np.load(os.path.join(model_dir, PRETRAINING_DOCUMENTS_FILE))
+    overlap = sum(int(np.isin(np.asarray(d["text_hash"], dtype=np.uint64), seen).sum()) for d in documents)
+    return overlap, total, True
 
 
 def tokenize_pairs(
@@ -315,20 +420,24 @@ def load_classification_data(
     return result
 
 
-def boundary_accuracy(predictions: np.ndarray, dataset) -> dict[str, float]:
-    """Exact-boundary accuracy of segment tagging: the window counts when the first token predicted ``R``
-    (``B-R`` or ``I-R``) is the true first ``R`` token; reported for true and random continuations."""
+def segment_metrics(predictions: np.ndarray, dataset) -> dict[str, float]:
+    """Window-level scores of segment tagging: window accuracy (does the window switch documents or not:
+    predicted when any token is tagged ``R``) and the exact switch position (the first token predicted ``R``
+    is the true first ``R`` token), over switched windows; with the majority-class window accuracy."""
     predictions = np.asarray(predictions)
-    correct = {0: [], 1: []}
-    for prediction, boundary, kind, labels in zip(
-        predictions, dataset["boundary"], dataset["continuation"], dataset["labels"]
-    ):
-        n = len(labels) - 1  # up to the final [SEP]
-        right = np.flatnonzero(np.isin(prediction[1:n], (3, 4)))
-        predicted = int(right[0]) + 1 if len(right) else -1
-        correct[kind].append(predicted == boundary)
-    out = {}
-    for kind, name in ((0, "true"), (1, "random")):
-        out[f"boundary_accuracy_{name}"] = float(np.mean(correct[kind])) if correct[kind] else float("nan")
-    out["boundary_accuracy"] = float(np.mean(correct[0] + correct[1]))
-    return out
+    window, position = [], []
+    for prediction, switch, labels in zip(predictions, dataset["switch"], dataset["labels"]):
+        content = np.flatnonzero(np.asarray(labels) != 0)  # the text's positions (not the special tokens)
+        right = content[np.isin(np.asarray(prediction)[content], (3, 4))]
+        predicted = int(right[0]) if len(right) else -1
+        window.append((predicted >= 0) == (switch >= 0))
+        if switch >= 0:
+            position.append(predicted == switch)
+    switched = float(np.mean([s >= 0 for s in dataset["switch"]])) if len(dataset) else float("nan")
+    return {
+        "window_accuracy": float(np.mean(window)) if window else float("nan"),
+        "window_majority": max(switched, 1 - switched),
+        "switch_position_accuracy": float(np.mean(position)) if position else float("nan"),
+        "windows": len(window),
+        "switched_windows": len(position),
+    }

@@ -6,37 +6,51 @@ Tasks (``--task``):
 |---|---|---|---|
 | ``nsp``, ``sop``, ``coherence`` | built from held-out corpus documents | sequence classification | accuracy, F1 (binary, macro), Matthews |
 | ``classification`` | CSV / JSONL / Parquet files: one or two text columns and a label | sequence classification | as above (binary metrics for two labels) |
-| ``segment-tagging`` | built from held-out corpus documents | token classification | seqeval over L/R spans, per-label report, exact-boundary accuracy |
+| ``segment-tagging`` | built from held-out corpus documents | token classification | seqeval over L/R spans, per-label report, window and switch-position accuracy |
 | ``ner`` | CoNLL files | token classification | seqeval (micro/macro P/R/F1, per type, token accuracy) |
 
-A fresh head is put on any checkpoint (nsptask's own, a local path, a Hub id); label names go into the
-model config (``id2label``). ``DataCollatorWithPadding`` / ``DataCollatorForTokenClassification``,
-early stopping and best-model selection on a named metric are the stock ones.
+A fresh head is put on any checkpoint (nsptask's own, a local path, a Hub id); label names and the task go
+into the model config (``id2label``, ``nsptask``), so ``predict``, ``evaluate`` and the pipeline reload the
+model with the head it was trained with. Corpus tasks are made from the documents the checkpoint's pretraining
+held out (its recorded split), and a task document that the checkpoint was pretrained on is an error.
+``DataCollatorWithPadding`` / ``DataCollatorForTokenClassification``, early stopping and best-model selection on
+a named metric are the stock ones.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from transformers import TrainingArguments
-from transformers.trainer_utils import IntervalStrategy
 
+from .arguments import EvaluateArguments, FinetuneOptions
 from .modeling import check_vocabulary
 
-__all__ = ["FinetuneArguments", "finetune", "FinetuneResult", "classification_compute_metrics", "TASKS"]
+__all__ = [
+    "FinetuneArguments",
+    "EvaluateArguments",
+    "finetune",
+    "evaluate_model",
+    "FinetuneResult",
+    "classification_compute_metrics",
+    "load_finetuned_model",
+    "TASKS",
+]
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("nsp", "sop", "coherence", "classification", "segment-tagging", "ner")
 TOKEN_TASKS = ("segment-tagging", "ner")
+CORPUS_TASKS = ("nsp", "sop", "coherence", "segment-tagging")
 # Columns the task data keeps for scoring and accounting, not model inputs.
-BOOKKEEPING_COLUMNS = ("doc_index", "boundary", "continuation", "truncated", "words_truncated")
+BOOKKEEPING_COLUMNS = ("a_doc", "b_doc", "switch", "truncated", "words_truncated")
 
 
 def _collator_and_metrics(task: str, tokenizer, label_names: list[str], seqeval_mode: str | None):
@@ -52,78 +66,46 @@ def _collator_and_metrics(task: str, tokenizer, label_names: list[str], seqeval_
     return collator, classification_compute_metrics(len(label_names))
 
 
-def _model_inputs(dataset):
-    return dataset.remove_columns([c for c in BOOKKEEPING_COLUMNS if c in dataset.column_names])
+def _model_inputs(dataset, token_types: str = "keep"):
+    drop = [c for c in BOOKKEEPING_COLUMNS if c in dataset.column_names]
+    if token_types == "drop" and "token_type_ids" in dataset.column_names:
+        drop.append("token_type_ids")
+    return dataset.remove_columns(drop)
 
 
 @dataclass
-class FinetuneArguments(TrainingArguments):
-    """``TrainingArguments`` plus what downstream fine-tuning needs."""
-
-    task: str = field(default="nsp", metadata={"help": f"Downstream task: one of {', '.join(TASKS)}."})
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Checkpoint to fine-tune (nsptask's own, a local path or a Hub id)."}
-    )
-    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Tokenizer (default: the model's)."})
-    corpus: list[str] | None = field(
-        default=None, metadata={"help": "Corpus for nsp/sop/coherence/segment-tagging. Default: the bundled sample."}
-    )
-    train_file: str | None = field(default=None, metadata={"help": "Training file (CoNLL for ner; CSV/JSONL/Parquet)."})
-    validation_file: str | None = field(default=None, metadata={"help": "Evaluation file, same format."})
-    test_file: str | None = field(default=None, metadata={"help": "Optional test file, evaluated at the end."})
-    text_column: str = field(default="sentence1", metadata={"help": "First text column (classification)."})
-    text_pair_column: str | None = field(
-        default="sentence2", metadata={"help": "Second text column; 'none' for single-sentence tasks."}
-    )
-    label_column: str = field(default="label", metadata={"help": "Label column (classification)."})
-    max_seq_length: int = field(default=128, metadata={"help": "Truncation length (counted when it cuts)."})
-    validation_fraction: float = field(
-        default=0.2,
-        metadata={"help": "Corpus tasks: share of documents held out of pretraining the task is built from."},
-    )
-    task_test_fraction: float = field(
-        default=0.3, metadata={"help": "Corpus tasks: share of those documents for testing."}
-    )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Fine-tune on at most this many examples."})
-    label_all_tokens: bool = field(
-        default=False, metadata={"help": "Token tasks: label every sub-token in training (scoring stays per word)."}
-    )
-    seqeval_mode: str | None = field(
-        default=None, metadata={"help": "seqeval mode: none (default) or 'strict' (IOB2)."}
-    )
-    repair_iob: bool = field(default=False, metadata={"help": "CoNLL: turn IOB1 I- tags that start an entity into B-."})
-    early_stopping_patience: int | None = field(
-        default=None, metadata={"help": "Stop after this many evaluations without improvement (needs eval steps)."}
-    )
-    # Defaults changed from TrainingArguments for a quick CPU run.
-    output_dir: str | None = field(default="nsptask-finetune", metadata={"help": "Where the fine-tuned model goes."})
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device for training."})
-    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Batch size per device for evaluation."})
-    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate."})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "Epochs."})
-    warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up steps, or a fraction of all steps if < 1."})
-    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata={"help": "When to evaluate."})
-    save_strategy: str = field(default="epoch", metadata={"help": "When to save (must match eval for best model)."})
-    save_total_limit: int | None = field(default=1, metadata={"help": "Checkpoints kept."})
-    logging_steps: float = field(default=20, metadata={"help": "Log every N steps."})
-    report_to: None | str | list[str] = field(default="none", metadata={"help": "Loggers (tensorboard, ...)."})
+class FinetuneArguments(FinetuneOptions, TrainingArguments):
+    """``TrainingArguments`` plus what downstream fine-tuning needs (:class:`nsptask.arguments.FinetuneOptions`;
+    the corpus, tokenizer, length and split are :class:`nsptask.arguments.DataArguments`)."""
 
     def __post_init__(self):
+        from .arguments import check_path_or_hub_id
+        from .training import quiet_pin_memory
+
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.task in ("classification", "ner") and not self.train_file:
             raise ValueError(f"task {self.task!r} needs --train_file (and --validation_file to evaluate).")
-        if self.text_pair_column in ("none", ""):
-            self.text_pair_column = None
-        if self.seqeval_mode not in (None, "strict", "default"):
-            raise ValueError(f"seqeval_mode must be 'strict' or left out, got {self.seqeval_mode!r}")
+        for name in ("train_file", "validation_file", "test_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"--{name} {path}: no such file. Expected a CoNLL, CSV, JSONL or Parquet file.")
+        check_path_or_hub_id(self.model_name_or_path, "model folder", "model_name_or_path")
+        if self.text_b_column in ("none", ""):
+            self.text_b_column = None
+        if self.seqeval_mode == "default":
+            self.seqeval_mode = None
+        if not 0 < self.task_test_fraction < 1:
+            raise ValueError(f"--task_test_fraction must lie in (0, 1), got {self.task_test_fraction}")
         if self.metric_for_best_model is None:
             self.metric_for_best_model = "f1" if self.task in TOKEN_TASKS else "accuracy"
         super().__post_init__()
+        quiet_pin_memory(self)
 
 
 def classification_compute_metrics(num_labels: int):
-    """Accuracy, macro F1, and for two labels binary F1 (label 1 positive) and Matthews correlation."""
+    """Accuracy, macro F1, and for two labels binary F1 (label 1 positive) and Matthews correlation; with the
+    majority-class accuracy and the number of examples scored."""
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
     def compute_metrics(eval_pred) -> dict[str, float]:
@@ -139,6 +121,7 @@ def classification_compute_metrics(num_labels: int):
             out["matthews_correlation"] = float(matthews_corrcoef(labels, predictions))
         majority = np.bincount(labels, minlength=num_labels).max() / max(len(labels), 1)
         out["majority_baseline"] = float(majority)
+        out["examples"] = int(len(labels))
         return out
 
     return compute_metrics
@@ -152,41 +135,86 @@ class FinetuneResult:
     report: str = ""
 
 
-def _load_task_data(args: FinetuneArguments, tokenizer):
-    """The task's DatasetDict (train/validation[/test]) with model inputs and ``labels``, and its label names."""
+def _corpus_task(task: str, data_args, tokenizer, test_fraction: float, seed: int):
+    from . import downstream
+
+    common = dict(
+        max_seq_length=data_args.max_seq_length,
+        validation_fraction=data_args.validation_fraction,
+        split_seed=data_args.split_seed,
+        test_fraction=test_fraction,
+        reader_kwargs=data_args.reader_kwargs(),
+        tokenizer_backend=data_args.tokenizer_backend,
+        cache_dir=data_args.data_cache_dir,
+        num_proc=data_args.num_proc,
+        seed=data_args.instance_seed,
+    )
+    if task == "segment-tagging":
+        return downstream.build_segment_tagging(data_args.source, tokenizer, **common), list(downstream.SEGMENT_LABELS)
+    data = downstream.build_sentence_task(task, data_args.source, tokenizer, **common)
+    return data, data["train"].features["labels"].names
+
+
+def check_task_leak(model_dir: str | None, documents: dict, allow: bool) -> None:
+    """Stop when a corpus task would be built from documents the model was pretrained on (its record
+    ``pretraining_documents.npy``), unless allowed."""
+    from .downstream import PRETRAINING_DOCUMENTS_FILE, pretraining_overlap
+
+    overlap, total, recorded = pretraining_overlap(model_dir, list(documents.values()))
+    if not recorded:
+        if model_dir is not None and Path(model_dir).is_dir():
+            logger.warning(
+                "nsptask: %s has no record of its pretraining documents; the leak check is skipped.", model_dir
+            )
+        return
+    if overlap and not allow:
+        raise ValueError(
+            f"{overlap} of the task's {total} documents were in {model_dir}'s pretraining data "
+            f"({PRETRAINING_DOCUMENTS_FILE}): expected a task made from documents held out of pretraining. Use the "
+            "split the model was pretrained with (the defaults read it from the model's nsptask_data.json), or pass "
+            "--allow_pretraining_documents to go on anyway."
+        )
+
+
+def _load_task_data(args, data_args, tokenizer, seed: int = 12345):
+    """The task's DatasetDict (train/validation[/test]) with model inputs and ``labels``, and its label names.
+    Corpus tasks: ``train`` and ``validation`` (= the task's test documents)."""
     import datasets
 
     from . import downstream
 
-    source = args.corpus[0] if args.corpus and len(args.corpus) == 1 else args.corpus
-    if args.task in ("nsp", "sop", "coherence"):
-        data = downstream.build_sentence_task(
-            args.task,
-            source,
+    if args.task in CORPUS_TASKS:
+        fraction = getattr(args, "task_test_fraction", None) or 0.3
+        raw, names = _corpus_task(args.task, data_args, tokenizer, fraction, seed)
+        docs = downstream.task_documents(
+            data_args.source,
             tokenizer,
-            max_seq_length=args.max_seq_length,
-            validation_fraction=args.validation_fraction,
-            test_fraction=args.task_test_fraction,
+            validation_fraction=data_args.validation_fraction,
+            split_seed=data_args.split_seed,
+            test_fraction=fraction,
+            seed=data_args.instance_seed,
+            max_seq_length=data_args.max_seq_length,
+            reader_kwargs=data_args.reader_kwargs(),
+            tokenizer_backend=data_args.tokenizer_backend,
+            cache_dir=data_args.data_cache_dir,
         )
-        return datasets.DatasetDict({"train": data["train"], "validation": data["test"]}), data["train"].features[
-            "labels"
-        ].names
-    if args.task == "segment-tagging":
-        data = downstream.build_segment_tagging(
-            source,
-            tokenizer,
-            max_seq_length=args.max_seq_length,
-            validation_fraction=args.validation_fraction,
-            test_fraction=args.task_test_fraction,
-        )
-        return datasets.DatasetDict({"train": data["train"], "validation": data["test"]}), downstream.SEGMENT_LABELS
+        docs.pop("_builder")
+        check_task_leak(args.model_name_or_path, docs, getattr(args, "allow_pretraining_documents", False))
+        return datasets.DatasetDict({"train": raw["train"], "validation": raw["test"]}), names
+    files = {
+        "train": getattr(args, "train_file", None),
+        "validation": args.validation_file,
+        "test": args.test_file,
+    }
+    files = {k: v for k, v in files.items() if v}
     if args.task == "ner":
         from .conll import label_list, read_conll
         from .token_classification import tokenize_and_align_labels
 
-        files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-        read = {k: read_conll(v, repair_iob=args.repair_iob) for k, v in files.items() if v}
-        names = label_list(read["train"].tags)
+        read = {k: read_conll(v, repair_iob=args.repair_iob) for k, v in files.items()}
+        names = label_list(read["train"].tags) if "train" in read else None
+        if names is None:
+            names = list(getattr(args, "label_names", None) or [])
         out = datasets.DatasetDict()
         for split, conll in read.items():
             raw = conll.to_dataset(names)
@@ -195,31 +223,31 @@ def _load_task_data(args: FinetuneArguments, tokenizer):
                     tokenize_and_align_labels,
                     tokenizer=tokenizer,
                     label_names=names,
-                    max_length=args.max_seq_length,
-                    label_all_tokens=args.label_all_tokens and split == "train",
+                    max_length=data_args.max_seq_length,
+                    label_all_tokens=getattr(args, "label_all_tokens", False) and split == "train",
                 ),
                 batched=True,
                 remove_columns=raw.column_names,
                 desc=f"Aligning labels ({split})",
             )
         return out, names
-    files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     raw = downstream.load_classification_data(
-        {k: v for k, v in files.items() if v},
-        text_column=args.text_column,
-        text_pair_column=args.text_pair_column,
+        files,
+        text_column=args.text_a_column,
+        text_pair_column=args.text_b_column,
         label_column=args.label_column,
+        label_names=getattr(args, "label_names", None),
     )
-    names = raw["train"].features["labels"].names
+    names = next(iter(raw.values())).features["labels"].names
     tokenized = datasets.DatasetDict()
     for split, part in raw.items():
         tokenized[split] = part.map(
             partial(
                 downstream.tokenize_pairs,
                 tokenizer=tokenizer,
-                text_column=args.text_column,
-                text_pair_column=args.text_pair_column,
-                max_length=args.max_seq_length,
+                text_column=args.text_a_column,
+                text_pair_column=args.text_b_column,
+                max_length=data_args.max_seq_length,
             ),
             batched=True,
             remove_columns=[c for c in part.column_names if c != "labels"],
@@ -228,20 +256,35 @@ def _load_task_data(args: FinetuneArguments, tokenizer):
     return tokenized, names
 
 
-def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=None, callbacks=None) -> FinetuneResult:
+def _head_class(task: str):
+    import transformers
+
+    return (
+        transformers.AutoModelForTokenClassification
+        if task in TOKEN_TASKS
+        else transformers.AutoModelForSequenceClassification
+    )
+
+
+def finetune(
+    args: FinetuneArguments, data_args=None, *, tokenizer=None, data=None, label_names=None, callbacks=None
+) -> FinetuneResult:
     """Fine-tune a checkpoint on a downstream task and evaluate it.
 
     Args:
         args (`FinetuneArguments`): The run.
+        data_args (`DataArguments`, *optional*): Corpus, tokenizer, length and split (split default: the
+            checkpoint's recorded pretraining split, else 0.2 / 12345).
         tokenizer (*optional*): Defaults to the model's.
         data (`datasets.DatasetDict`, *optional*): Prepared task data (model inputs and ``labels``); built from
-            ``args`` when not given, in which case `label_names` comes with it.
+            the options when not given, in which case `label_names` comes with it.
         label_names (`list[str]`, *optional*): Label names of `data`.
         callbacks (`list`, *optional*): More ``TrainerCallback``s.
 
     Returns:
         `FinetuneResult` with the trainer, the final metrics (``eval_*``, and ``test_*`` when a test set is
-        given; segment tagging adds the per-label report and the exact-boundary accuracies) and label names.
+        given; segment tagging adds the per-label report and the window and switch-position accuracies) and
+        label names.
 
     Example:
         ```python
@@ -252,17 +295,24 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
     """
     import transformers
 
+    from .arguments import DataArguments
+    from .modeling import model_capabilities
     from .tokenization import load_tokenizer
+    from .training import NspTrainer, check_output_dir, use_given_progress_callback
 
     if args.model_name_or_path is None:
         raise ValueError(
             "Fine-tuning needs a checkpoint: --model_name_or_path (nsptask's pretrain output, a path or a Hub id)."
         )
+    data_args = (data_args or DataArguments()).resolve_split(args.model_name_or_path)
+    check_output_dir(args, resume=bool(args.resume_from_checkpoint))
     if tokenizer is None:
-        tokenizer = load_tokenizer(args.tokenizer_name_or_path or args.model_name_or_path)
+        tokenizer = load_tokenizer(data_args.tokenizer_name_or_path or args.model_name_or_path)
+    config = transformers.AutoConfig.from_pretrained(args.model_name_or_path)
+    capabilities = model_capabilities(config, tokenizer, data_args.max_seq_length)
     if data is None:
         with args.main_process_first(desc="nsptask: preparing the task data"):
-            data, label_names = _load_task_data(args, tokenizer)
+            data, label_names = _load_task_data(args, data_args, tokenizer, seed=data_args.instance_seed)
     if label_names is None:
         raise ValueError("Pass label_names with prepared data.")
     for split, part in data.items():
@@ -271,37 +321,27 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
     train = data["train"]
     if args.max_train_samples is not None:
         train = train.select(range(min(args.max_train_samples, len(train))))
-    token_task = args.task in TOKEN_TASKS
-    auto = (
-        transformers.AutoModelForTokenClassification if token_task else transformers.AutoModelForSequenceClassification
-    )
     id2label = dict(enumerate(label_names))
-    model = auto.from_pretrained(
-        args.model_name_or_path,
-        num_labels=len(label_names),
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
-        ignore_mismatched_sizes=True,
-    )
+    config.num_labels = len(label_names)
+    config.id2label, config.label2id = id2label, {v: k for k, v in id2label.items()}
+    model = _head_class(args.task).from_pretrained(args.model_name_or_path, config=config, ignore_mismatched_sizes=True)
     check_vocabulary(tokenizer, model)
     collator, compute_metrics = _collator_and_metrics(args.task, tokenizer, label_names, args.seqeval_mode)
     callbacks = list(callbacks or [])
     if args.early_stopping_patience:
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
-    from .training import NspTrainer, use_given_progress_callback
-
     trainer = NspTrainer(
         model=model,
         args=args,
-        train_dataset=_model_inputs(train),
-        eval_dataset=_model_inputs(data["validation"]) if "validation" in data else None,
+        train_dataset=_model_inputs(train, capabilities.token_types),
+        eval_dataset=_model_inputs(data["validation"], capabilities.token_types) if "validation" in data else None,
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
     use_given_progress_callback(trainer)
-    train_output = trainer.train()
+    train_output = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     metrics = dict(train_output.metrics)
     counts = {
         f"{split}_truncated": int(np.sum(part[c]))
@@ -315,13 +355,21 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
         if split not in data:
             continue
         prefix = "eval" if split == "validation" else "test"
-        metrics.update(evaluate_split(trainer, data[split], args.task, label_names, prefix))
+        metrics.update(evaluate_split(trainer, data[split], args.task, label_names, prefix, capabilities.token_types))
         report = getattr(compute_metrics, "last_report", "") or report
+    model.config.nsptask = {
+        "task": args.task,
+        "head": "token-classification" if args.task in TOKEN_TASKS else "sequence-classification",
+        "task_test_fraction": args.task_test_fraction,
+        "max_seq_length": data_args.max_seq_length,
+    }
     trainer.save_model()
     if trainer.is_world_process_zero():
         trainer.save_metrics("all", metrics)
+        _copy_records(args.model_name_or_path, args.output_dir)
         if report:
             Path(args.output_dir, "classification_report.txt").write_text(report)
+    token_task = args.task in TOKEN_TASKS
     # The card is what push_to_hub uploads too (NspTrainer.create_model_card).
     trainer.nsptask_card = dict(
         objective=f"finetune:{args.task}",
@@ -339,6 +387,8 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
         },
         task={"type": "token-classification" if token_task else "text-classification", "name": args.task},
         hub_model_id=args.hub_model_id,
+        language=data_args.language,
+        dataset_name=_task_source(args, data_args),
     )
     if trainer.is_world_process_zero():
         trainer.create_model_card()
@@ -347,18 +397,41 @@ def finetune(args: FinetuneArguments, *, tokenizer=None, data=None, label_names=
     return FinetuneResult(trainer=trainer, metrics=metrics, label_names=list(label_names), report=report)
 
 
-def evaluate_split(trainer, dataset, task: str, label_names: list[str], prefix: str = "eval") -> dict[str, Any]:
+def _task_source(args, data_args) -> str:
+    from .stats import describe_source
+
+    if args.task in CORPUS_TASKS:
+        return describe_source(data_args.source)
+    return ", ".join(Path(f).name for f in (getattr(args, "train_file", None), args.validation_file) if f)
+
+
+def _copy_records(model_dir: str | None, output_dir: str) -> None:
+    """Carry the base model's pretraining record into the fine-tuned model, so ``evaluate`` can check it too."""
+    from .arguments import DATA_RECORD_FILE
+    from .training import PRETRAINING_DOCUMENTS_FILE
+
+    if model_dir is None or not Path(model_dir).is_dir():
+        return
+    for name in (DATA_RECORD_FILE, PRETRAINING_DOCUMENTS_FILE):
+        source = Path(model_dir, name)
+        if source.is_file() and source.resolve() != Path(output_dir, name).resolve():
+            shutil.copy(source, Path(output_dir, name))
+
+
+def evaluate_split(
+    trainer, dataset, task: str, label_names: list[str], prefix: str = "eval", token_types: str = "keep"
+) -> dict[str, Any]:
     """Evaluate on one split. Token tasks get the seqeval scores; segment tagging adds the per-label
-    (``L``/``R``/``O``) token report and the exact-boundary accuracy for true and random continuations."""
-    output = trainer.predict(_model_inputs(dataset), metric_key_prefix=prefix)
+    (``L``/``R``/``O``) token report and the window and switch-position accuracies."""
+    output = trainer.predict(_model_inputs(dataset, token_types), metric_key_prefix=prefix)
     metrics = dict(output.metrics)
     if task == "segment-tagging":
         from sklearn.metrics import classification_report
 
-        from .downstream import boundary_accuracy
+        from .downstream import segment_metrics
 
         predictions = np.asarray(output.predictions).argmax(-1)
-        metrics.update({f"{prefix}_{k}": v for k, v in boundary_accuracy(predictions, dataset).items()})
+        metrics.update({f"{prefix}_{k}": v for k, v in segment_metrics(predictions, dataset).items()})
         gold, pred = [], []
         for row_pred, row_labels in zip(predictions, dataset["labels"]):
             for p, g in zip(row_pred, row_labels):
@@ -371,46 +444,116 @@ def evaluate_split(trainer, dataset, task: str, label_names: list[str], prefix: 
     return metrics
 
 
-def evaluate_model(args: FinetuneArguments, *, tokenizer=None) -> dict[str, Any]:
-    """Evaluate a fine-tuned model (``args.model_name_or_path``, whose config holds ``id2label``) on its task's
-    validation (and test) data, without training. Writes ``eval_results.json`` (and the seqeval report)."""
+def load_finetuned_model(path: str, **kwargs):
+    """Reload a model with the head it was trained with, as recorded in its config: a fine-tuned classifier or
+    tagger, or a pretraining model with its MLM and sentence heads. Never a fresh random head."""
     import transformers
 
+    from .modeling import load_pretraining_model
+
+    config = transformers.AutoConfig.from_pretrained(path)
+    head = (getattr(config, "nsptask", None) or {}).get("head")
+    architecture = (config.architectures or [""])[0]
+    if head == "token-classification" or architecture.endswith("ForTokenClassification"):
+        return transformers.AutoModelForTokenClassification.from_pretrained(path, **kwargs)
+    if head == "sequence-classification" or architecture.endswith("ForSequenceClassification"):
+        return transformers.AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    return load_pretraining_model(path, **kwargs)
+
+
+def evaluate_model(args: EvaluateArguments, data_args=None, *, tokenizer=None) -> dict[str, Any]:
+    """Evaluate a fine-tuned model on its task's held-out data (the corpus task's test documents, or the given
+    files), without training. Writes ``eval_results.json`` (and the seqeval report) into the output folder."""
+    import transformers
+
+    from .arguments import DataArguments
+    from .modeling import model_capabilities
     from .tokenization import load_tokenizer
 
-    if args.model_name_or_path is None:
-        raise ValueError("nsptask evaluate needs --model_name_or_path (a fine-tuned model).")
-    tokenizer = tokenizer or load_tokenizer(args.tokenizer_name_or_path or args.model_name_or_path)
     config = transformers.AutoConfig.from_pretrained(args.model_name_or_path)
-    data, label_names = _load_task_data(args, tokenizer)
+    record = getattr(config, "nsptask", None) or {}
+    task = args.task or record.get("task")
+    if task is None:
+        raise ValueError(f"{args.model_name_or_path} records no task (it was not fine-tuned by nsptask): pass --task.")
+    if record.get("task") and task != record["task"]:
+        raise ValueError(f"{args.model_name_or_path} was fine-tuned on {record['task']!r}, not {task!r}.")
+    if task in ("ner", "classification") and not args.validation_file and not args.test_file:
+        raise ValueError(f"Task {task!r} needs --validation_file (or --test_file) to evaluate on.")
+    data_args = (data_args or DataArguments()).resolve_split(args.model_name_or_path)
+    if data_args.max_seq_length == 128 and record.get("max_seq_length"):
+        data_args.max_seq_length = record["max_seq_length"]
+    tokenizer = tokenizer or load_tokenizer(data_args.tokenizer_name_or_path or args.model_name_or_path)
     expected = [config.id2label[i] for i in range(len(config.id2label))]
+    options = _TaskOptions(
+        task=task,
+        model_name_or_path=args.model_name_or_path,
+        validation_file=args.validation_file,
+        test_file=args.test_file,
+        text_a_column=args.text_a_column,
+        text_b_column=args.text_b_column,
+        label_column=args.label_column,
+        repair_iob=args.repair_iob,
+        label_names=expected,
+        task_test_fraction=args.task_test_fraction or record.get("task_test_fraction") or 0.3,
+        allow_pretraining_documents=args.allow_pretraining_documents,
+    )
+    data, label_names = _load_task_data(options, data_args, tokenizer, seed=data_args.instance_seed)
     if list(label_names) != expected:
         raise ValueError(
             f"The data's labels {list(label_names)} differ from the model's {expected}: evaluate with data labelled "
             "like the model's training data."
         )
-    token_task = args.task in TOKEN_TASKS
-    auto = (
-        transformers.AutoModelForTokenClassification if token_task else transformers.AutoModelForSequenceClassification
-    )
-    model = auto.from_pretrained(args.model_name_or_path)
-    collator, compute_metrics = _collator_and_metrics(args.task, tokenizer, label_names, args.seqeval_mode)
+    model = load_finetuned_model(args.model_name_or_path)
+    capabilities = model_capabilities(config, tokenizer, data_args.max_seq_length)
+    collator, compute_metrics = _collator_and_metrics(task, tokenizer, label_names, args.seqeval_mode)
+    output_dir = args.output_dir or args.model_name_or_path
     trainer = transformers.Trainer(
-        model=model, args=args, processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics
+        model=model,
+        args=transformers.TrainingArguments(
+            output_dir=output_dir,
+            per_device_eval_batch_size=args.per_device_eval_batch_size,
+            report_to="none",
+            dataloader_pin_memory=False,
+        ),
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=compute_metrics,
     )
     metrics: dict[str, Any] = {}
     for split in ("validation", "test"):
         if split in data:
             metrics.update(
                 evaluate_split(
-                    trainer, data[split], args.task, label_names, "eval" if split == "validation" else "test"
+                    trainer,
+                    data[split],
+                    task,
+                    label_names,
+                    "eval" if split == "validation" else "test",
+                    capabilities.token_types,
                 )
             )
-    Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    Path(args.output_dir, "eval_results.json").write_text(json.dumps(metrics, indent=2))
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    Path(output_dir, "eval_results.json").write_text(json.dumps(metrics, indent=2))
     if getattr(compute_metrics, "last_report", ""):
-        Path(args.output_dir, "classification_report.txt").write_text(compute_metrics.last_report)
+        Path(output_dir, "classification_report.txt").write_text(compute_metrics.last_report)
     return metrics
+
+
+@dataclass
+class _TaskOptions:
+    """The task options :func:`_load_task_data` reads, for evaluation."""
+
+    task: str
+    model_name_or_path: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    text_a_column: str = "sentence1"
+    text_b_column: str | None = "sentence2"
+    label_column: str = "label"
+    repair_iob: bool = False
+    label_names: list[str] | None = None
+    task_test_fraction: float = 0.3
+    allow_pretraining_documents: bool = False
 
 
 def predict_words(model, tokenizer, texts: list[str], stride: int = 32, max_length: int | None = None) -> list[dict]:

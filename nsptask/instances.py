@@ -6,9 +6,13 @@ array, every sentence is a ``(start, end)`` range in it, and an instance is a sh
 of a whole group are gathered at once with numpy and handed to Arrow without copies. That is what
 makes building fast without changing the algorithm.
 
-Randomness: every (document, dupe) pair gets its own ``random.Random`` seeded from the build seed,
-the dupe index and the document's index in its split, so a document's instances depend only on the
-seed, the document and its random-document pool, never on process count or shard layout.
+Randomness: every (document, dupe) pair gets two ``random.Random`` generators seeded from the build seed,
+the dupe index and the document's *id* (never its position): one for the document's own choices (target
+lengths, where A ends, labels, swaps, truncation of its own segments) and one for what it takes from other
+documents (which document and sentence a NotNext B comes from, and that pair's truncation). So a document's
+chunks, labels and IsNext/SOP pairs depend only on the seed and the document, whatever else is in the corpus
+and however the build is spread over processes or machines; only a NotNext B depends on the document's
+random-document pool.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from itertools import accumulate
 import numpy as np
 
 __all__ = [
+    "SequenceTemplate",
     "FORMATS",
     "PAIR_FORMATS",
     "LABEL_COLUMNS",
@@ -62,6 +67,9 @@ class InstanceConfig:
         dupe_factor (`int`, *optional*, defaults to 1): Times each document is turned into instances, each
             time with other random choices (Google's default is 10; with dynamic masking 1 is enough).
         seed (`int`, *optional*, defaults to 12345): Seed (Google's default).
+        pair_specials (`int`, *optional*, defaults to 3), single_specials (`int`, *optional*, defaults to 2): How many
+            special tokens frame a pair and a single sequence (``[CLS] A [SEP] B [SEP]``: 3; RoBERTa's
+            ``<s> A </s></s> B </s>``: 4); see :class:`SequenceTemplate`.
     """
 
     format: str = "nsp"
@@ -71,11 +79,13 @@ class InstanceConfig:
     nsp_probability: float = 0.5
     dupe_factor: int = 1
     seed: int = 12345
+    pair_specials: int = 3
+    single_specials: int = 2
 
     def __post_init__(self):
         if self.format not in FORMATS:
             raise ValueError(f"Unknown format {self.format!r}: expected one of {FORMATS}")
-        minimum = 5 if self.format in PAIR_FORMATS else 3
+        minimum = (self.pair_specials if self.format in PAIR_FORMATS else self.single_specials) + 2
         if self.max_seq_length < minimum:
             raise ValueError(
                 f"max_seq_length={self.max_seq_length} is too short for {self.format!r}: it needs at least "
@@ -94,13 +104,68 @@ class InstanceConfig:
 
     @property
     def max_num_tokens(self) -> int:
-        """Token budget without special tokens: 3 for pairs ([CLS] A [SEP] B [SEP]), 2 for packed text."""
-        return self.max_seq_length - (3 if self.format in PAIR_FORMATS else 2)
+        """Token budget without special tokens (``[CLS] A [SEP] B [SEP]``: length - 3; packed text: length - 2)."""
+        return self.max_seq_length - (self.pair_specials if self.format in PAIR_FORMATS else self.single_specials)
 
     @property
     def max_sentence_tokens(self) -> int:
-        """Sentences longer than this are cut into pieces at tokenization (and counted)."""
-        return self.max_seq_length - 3
+        """Sentences longer than this are cut into pieces at tokenization (and counted); the same for every
+        format, so all formats share one tokenized corpus."""
+        return self.max_seq_length - self.pair_specials
+
+
+@dataclass(frozen=True)
+class SequenceTemplate:
+    """The special tokens that frame instances, as the tokenizer frames its own inputs: BERT's
+    ``[CLS] A [SEP] B [SEP]``, RoBERTa's ``<s> A </s></s> B </s>``, and ``[CLS] text [SEP]`` for single sequences.
+
+    Args:
+        pair_prefix, pair_middle, pair_suffix (`tuple[int, ...]`): Ids before A, between A and B, after B.
+        single_prefix, single_suffix (`tuple[int, ...]`): Ids around a single sequence.
+        separator (`int`): The id between documents inside a packed (FULL-SENTENCES) block.
+    """
+
+    pair_prefix: tuple[int, ...]
+    pair_middle: tuple[int, ...]
+    pair_suffix: tuple[int, ...]
+    single_prefix: tuple[int, ...]
+    single_suffix: tuple[int, ...]
+    separator: int
+
+    @classmethod
+    def bert(cls, cls_id: int, sep_id: int) -> SequenceTemplate:
+        return cls((cls_id,), (sep_id,), (sep_id,), (cls_id,), (sep_id,), sep_id)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> SequenceTemplate:
+        """Read the template off the tokenizer's own encoding of a pair and of a single text (its post-processor);
+        a tokenizer that adds no special tokens gets BERT's template from its classification and separator ids."""
+
+        def parts(encoded):
+            ids, special = encoded["input_ids"], encoded["special_tokens_mask"]
+            runs: list[list[int]] = [[]]
+            kinds: list[bool] = [True]
+            for token, is_special in zip(ids, special):
+                if bool(is_special) != kinds[-1]:
+                    runs.append([])
+                    kinds.append(bool(is_special))
+                runs[-1].append(token)
+            return [tuple(r) for r, k in zip(runs, kinds) if k], sum(1 for k in kinds if not k)
+
+        pair, pair_content = parts(tokenizer("a", "b", return_special_tokens_mask=True))
+        single, single_content = parts(tokenizer("a", return_special_tokens_mask=True))
+        if pair_content == 2 and single_content == 1 and len(pair) == 3 and len(single) == 2 and pair[0] and pair[1]:
+            separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else pair[1][-1]
+            return cls(pair[0], pair[1], pair[2], single[0], single[1], separator)
+        return cls.bert(tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+    @property
+    def pair_specials(self) -> int:
+        return len(self.pair_prefix) + len(self.pair_middle) + len(self.pair_suffix)
+
+    @property
+    def single_specials(self) -> int:
+        return len(self.single_prefix) + len(self.single_suffix)
 
 
 @dataclass
@@ -110,15 +175,20 @@ class DocumentGroup:
     Args:
         tokens (`np.ndarray`): All token ids of the group, documents in order, int32.
         sentence_lengths (`list[list[int]]`): Token count of each sentence, per document.
-        doc_indices (`list[int]`): Each document's index in its split (seeds its random generator).
+        doc_indices (`list[int]`): Each document's index in its split (the ``doc_index`` column).
+        doc_ids (`list[str]`, *optional*): Each document's id (seeds its random generators); defaults to the
+            indices as strings.
     """
 
     tokens: np.ndarray
     sentence_lengths: list[list[int]]
     doc_indices: list[int]
+    doc_ids: list[str] | None = None
     sentence_starts: list[list[int]] = field(init=False)
 
     def __post_init__(self):
+        if self.doc_ids is None:
+            self.doc_ids = [str(i) for i in self.doc_indices]
         self.sentence_starts = []
         offset = 0
         for lengths in self.sentence_lengths:
@@ -128,19 +198,27 @@ class DocumentGroup:
     def __len__(self) -> int:
         return len(self.sentence_lengths)
 
-    def source(self, cls_id: int, sep_id: int) -> np.ndarray:
-        """The group's tokens followed by [CLS] and [SEP], made once and shared by all work units."""
-        key = (cls_id, sep_id)
-        if getattr(self, "_source_key", None) != key:
-            self._source = np.concatenate([self.tokens.astype(np.int32, copy=False), np.array(key, np.int32)])
-            self._source_key = key
+    def source(self, template: SequenceTemplate) -> np.ndarray:
+        """The group's tokens followed by the template's special tokens (pair prefix, middle, suffix, single prefix,
+        suffix, separator), made once and shared by all work units."""
+        if getattr(self, "_source_key", None) != template:
+            specials = (
+                template.pair_prefix
+                + template.pair_middle
+                + template.pair_suffix
+                + template.single_prefix
+                + template.single_suffix
+                + (template.separator,)
+            )
+            self._source = np.concatenate([self.tokens.astype(np.int32, copy=False), np.array(specials, np.int32)])
+            self._source_key = template
         return self._source
 
 
-def document_seed(seed: int, dupe: int, doc_index: int) -> int:
-    """The seed of one document's random generator for one dupe."""
-    digest = hashlib.blake2b(f"{seed}:{dupe}:{doc_index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+def document_seed(seed: int, dupe: int, doc_id: str | int, stream: str = "") -> int:
+    """The seed of one document's random generator for one dupe (`stream` names a second, independent one)."""
+    digest = hashlib.blake2b(f"{seed}:{dupe}:{doc_id}{':' + stream if stream else ''}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "little")
 
 
 def trimmed_lengths(len_a: int, len_b: int, max_num_tokens: int) -> tuple[int, int]:
@@ -168,10 +246,21 @@ def _binomial_half(rng: random.Random, n: int) -> int:
 class _Instances:
     """Accumulates instances as token ranges; ``to_columns`` gathers all token ids at once."""
 
-    def __init__(self, group: DocumentGroup, cls_id: int, sep_id: int, label: bool):
-        self.source = group.source(cls_id, sep_id)
-        self.cls = len(group.tokens)
-        self.sep = self.cls + 1
+    def __init__(self, group: DocumentGroup, template: SequenceTemplate, label: bool):
+        self.source = group.source(template)
+        at = len(group.tokens)
+        ranges = []
+        for part in (
+            template.pair_prefix,
+            template.pair_middle,
+            template.pair_suffix,
+            template.single_prefix,
+            template.single_suffix,
+            (template.separator,),
+        ):
+            ranges.append((at, at + len(part)))
+            at += len(part)
+        self.prefix, self.middle, self.suffix, self.single_prefix, self.single_suffix, self.separator = ranges
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.types: list[int] = []
@@ -187,8 +276,8 @@ class _Instances:
         if swap:
             a, b = b, a
         s, e, t = self.starts, self.ends, self.types
-        s += (self.cls, a[0], self.sep, b[0], self.sep)
-        e += (self.cls + 1, a[1], self.sep + 1, b[1], self.sep + 1)
+        s += (self.prefix[0], a[0], self.middle[0], b[0], self.suffix[0])
+        e += (self.prefix[1], a[1], self.middle[1], b[1], self.suffix[1])
         t += (0, 0, 0, 1, 1)
         self.pieces_per_instance.append(5)
         self.labels.append(label)
@@ -199,15 +288,15 @@ class _Instances:
 
     def add_packed(self, ranges, doc_index, b_doc_index):
         """[CLS] + ranges (a range of (-1, -1) is a document separator) + [SEP]."""
-        self.starts.append(self.cls)
-        self.ends.append(self.cls + 1)
+        self.starts.append(self.single_prefix[0])
+        self.ends.append(self.single_prefix[1])
         for start, end in ranges:
             if start < 0:
-                start, end = self.sep, self.sep + 1
+                start, end = self.separator
             self.starts.append(start)
             self.ends.append(end)
-        self.starts.append(self.sep)
-        self.ends.append(self.sep + 1)
+        self.starts.append(self.single_suffix[0])
+        self.ends.append(self.single_suffix[1])
         self.pieces_per_instance.append(len(ranges) + 2)
         self.doc_index.append(doc_index)
         self.b_doc_index.append(b_doc_index)
@@ -286,7 +375,9 @@ def _far_sentences(n: int, a_first: int, a_end: int) -> list[int]:
     return [k for k in range(n) if k < a_first or k > a_end]
 
 
-def _segment_pair_document(rng, group, d, cfg: InstanceConfig, out: _Instances, sop: bool, coherence: bool = False):
+def _segment_pair_document(
+    rng, other, group, d, cfg: InstanceConfig, out: _Instances, sop: bool, coherence: bool = False
+):
     """Google's ``create_instances_from_document`` (NSP), ALBERT's SOP variant, or the coherence variant
     whose negatives come from the same document."""
     lengths, starts = group.sentence_lengths[d], group.sentence_starts[d]
@@ -343,11 +434,11 @@ def _segment_pair_document(rng, group, d, cfg: InstanceConfig, out: _Instances, 
                 a, b, truncated = _truncate(rng, a, b, max_num_tokens)
                 out.add_pair(a, b, 0, doc_index, doc_index, truncated, short)
             elif count == 1 or rng.random() < cfg.nsp_probability:
-                j = _random_other_document(rng, group, d)
-                b = _random_span(rng, group, j, target - (a[1] - a[0]))
+                j = _random_other_document(other, group, d)
+                b = _random_span(other, group, j, target - (a[1] - a[0]))
                 # Put the chunk's unused sentences back: they start the next chunk.
                 i -= count - a_end
-                a, b, truncated = _truncate(rng, a, b, max_num_tokens)
+                a, b, truncated = _truncate(other, a, b, max_num_tokens)
                 out.add_pair(a, b, 1, doc_index, group.doc_indices[j], truncated, short)
             else:
                 b = (a[1], chunk_end)
@@ -359,7 +450,7 @@ def _segment_pair_document(rng, group, d, cfg: InstanceConfig, out: _Instances, 
         i += 1
 
 
-def _sentence_pair_document(rng, group, d, cfg: InstanceConfig, out: _Instances):
+def _sentence_pair_document(rng, other, group, d, cfg: InstanceConfig, out: _Instances):
     """RoBERTa's SENTENCE-PAIR: A is one sentence; B the next one, or a random sentence of another document."""
     lengths, starts = group.sentence_lengths[d], group.sentence_starts[d]
     n = len(lengths)
@@ -368,10 +459,10 @@ def _sentence_pair_document(rng, group, d, cfg: InstanceConfig, out: _Instances)
     while i < n:
         a = (starts[i], starts[i] + lengths[i])
         if i == n - 1 or rng.random() < cfg.nsp_probability:
-            j = _random_other_document(rng, group, d)
-            k = rng.randrange(len(group.sentence_lengths[j]))
+            j = _random_other_document(other, group, d)
+            k = other.randrange(len(group.sentence_lengths[j]))
             b = (group.sentence_starts[j][k], group.sentence_starts[j][k] + group.sentence_lengths[j][k])
-            a, b, truncated = _truncate(rng, a, b, cfg.max_num_tokens)
+            a, b, truncated = _truncate(other, a, b, cfg.max_num_tokens)
             out.add_pair(a, b, 1, doc_index, group.doc_indices[j], truncated, False)
             i += 1
         else:
@@ -423,21 +514,30 @@ def create_instances(
     group: DocumentGroup,
     doc_range: range,
     cfg: InstanceConfig,
-    cls_id: int,
-    sep_id: int,
+    template: SequenceTemplate | int,
+    sep_id: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Create the instances of the documents ``doc_range`` of a group, for every dupe.
 
     Args:
         group (`DocumentGroup`): The tokenized group (the random-document pool).
         doc_range (`range`): Which of its documents to turn into instances.
-        cfg (`InstanceConfig`): The algorithm's parameters.
-        cls_id (`int`), sep_id (`int`): Ids of the classification and separator tokens.
+        cfg (`InstanceConfig`): The algorithm's parameters (its ``pair_specials``/``single_specials`` must be the
+            template's).
+        template (`SequenceTemplate`): The special tokens around instances; or a classification token id, with
+            `sep_id`, for BERT's template.
 
     Returns:
         `dict[str, np.ndarray]`: Columns as numpy arrays; list columns as ``(offsets, values)`` pairs.
     """
-    out = _Instances(group, cls_id, sep_id, label=cfg.format in PAIR_FORMATS)
+    if not isinstance(template, SequenceTemplate):
+        template = SequenceTemplate.bert(int(template), int(sep_id))
+    if (cfg.pair_specials, cfg.single_specials) != (template.pair_specials, template.single_specials):
+        raise ValueError(
+            f"The instance config counts {cfg.pair_specials}/{cfg.single_specials} special tokens per pair/single "
+            f"sequence, the template has {template.pair_specials}/{template.single_specials}."
+        )
+    out = _Instances(group, template, label=cfg.format in PAIR_FORMATS)
     if cfg.format in NEEDS_OTHER_DOCUMENT and sum(1 for lengths in group.sentence_lengths if lengths) < 2:
         raise ValueError(
             f"Format {cfg.format!r} needs at least two non-empty documents in a random-document pool to draw "
@@ -452,11 +552,13 @@ def create_instances(
         for d in doc_range:
             if not group.sentence_lengths[d]:
                 continue
-            rng = random.Random(document_seed(cfg.seed, dupe, group.doc_indices[d]))
+            doc_id = group.doc_ids[d]
+            rng = random.Random(document_seed(cfg.seed, dupe, doc_id))
+            other = random.Random(document_seed(cfg.seed, dupe, doc_id, "other"))
             if cfg.format == "sentence-pair":
-                _sentence_pair_document(rng, group, d, cfg, out)
+                _sentence_pair_document(rng, other, group, d, cfg, out)
             else:
                 _segment_pair_document(
-                    rng, group, d, cfg, out, sop=cfg.format == "sop", coherence=cfg.format == "coherence"
+                    rng, other, group, d, cfg, out, sop=cfg.format == "sop", coherence=cfg.format == "coherence"
                 )
     return out.to_columns()

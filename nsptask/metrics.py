@@ -1,12 +1,14 @@
 """``compute_metrics`` hooks for the pretraining objectives, computed locally (nothing is fetched).
 
 MLM accuracy, loss and perplexity on masked positions, and the sentence task's accuracy and F1,
-reported under separate names: ``eval_mlm_accuracy``, ``eval_mlm_loss``, ``eval_mlm_perplexity``,
-``eval_nsp_accuracy``, ``eval_nsp_f1`` (or ``eval_sop_...``).
+reported under separate names with their sample sizes: ``eval_mlm_accuracy``, ``eval_mlm_loss``,
+``eval_mlm_perplexity``, ``eval_mlm_tokens``, ``eval_nsp_accuracy``, ``eval_nsp_f1``, ``eval_nsp_pairs`` (or
+``eval_sop_...``).
 
-Evaluation memory does not grow with the evaluation set times the vocabulary (transformers #12878): with
-the sparse head the model already returns argmax predictions; otherwise
-:func:`preprocess_logits_for_metrics` takes the argmax of each batch before the Trainer gathers it.
+Evaluation memory does not grow with the evaluation set times the vocabulary (transformers #12878):
+:class:`nsptask.training.NspTrainer` returns argmax predictions at masked positions, per-sequence loss sums and
+sentence logits, never vocabulary-sized logits. For other trainers, :func:`preprocess_logits_for_metrics`
+takes the argmax of each batch before the Trainer gathers it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp", sparse: bool = True) -> Callable:
+def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp") -> Callable:
     """Build the ``compute_metrics`` function for an objective.
 
     The function accumulates counts, so it works both ways the Trainer calls it: once on the whole
@@ -48,7 +50,10 @@ def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp", spar
     Args:
         objective (`str`): ``mlm+nsp``, ``mlm+sop``, ``mlm``, ``nsp`` or ``sop``.
         sentence_task (`str`, *optional*, defaults to `"nsp"`): Prefix of the sentence metrics (``nsp``/``sop``).
-        sparse (`bool`, *optional*, defaults to `True`): Whether the model returns sparse-head outputs.
+
+    The predictions are :class:`~nsptask.training.NspTrainer`'s evaluation outputs: ``(mlm_predictions,
+    mlm_loss_sum, mlm_count, sentence_logits)``, the MLM ones when the objective has MLM, the last when it has a
+    sentence task.
 
     Returns:
         A function ``(EvalPrediction, compute_result=True) -> dict[str, float]``.
@@ -74,9 +79,8 @@ def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp", spar
                 (mlm_predictions[mask] == mlm_labels[mask]).sum()
             )
             totals["mlm_total"] = totals.get("mlm_total", 0) + int(mask.sum())
-            if sparse:
-                totals["mlm_loss_sum"] = totals.get("mlm_loss_sum", 0.0) + float(_numpy(predictions[1]).sum())
-                totals["mlm_count"] = totals.get("mlm_count", 0) + int(_numpy(predictions[2]).sum())
+            totals["mlm_loss_sum"] = totals.get("mlm_loss_sum", 0.0) + float(_numpy(predictions[1]).sum())
+            totals["mlm_count"] = totals.get("mlm_count", 0) + int(_numpy(predictions[2]).sum())
         if has_sentence:
             labels = _numpy(label_ids[-1]).reshape(-1)
             predicted = _numpy(predictions[-1]).reshape(len(labels), -1).argmax(-1)
@@ -93,14 +97,15 @@ def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp", spar
         metrics: dict[str, float] = {}
         if has_mlm:
             metrics["mlm_accuracy"] = totals["mlm_correct"] / max(totals["mlm_total"], 1)
-            if sparse:
-                loss = totals["mlm_loss_sum"] / max(totals["mlm_count"], 1)
-                metrics["mlm_loss"] = loss
-                metrics["mlm_perplexity"] = float(math.exp(min(loss, 50.0)))
+            loss = totals["mlm_loss_sum"] / max(totals["mlm_count"], 1)
+            metrics["mlm_loss"] = loss
+            metrics["mlm_perplexity"] = float(math.exp(min(loss, 50.0)))
+            metrics["mlm_tokens"] = int(totals["mlm_total"])
         if has_sentence:
             tp, fp, fn = totals["tp"], totals["fp"], totals["fn"]
             metrics[f"{sentence_task}_accuracy"] = totals["correct"] / max(totals["sentences"], 1)
             metrics[f"{sentence_task}_f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+            metrics[f"{sentence_task}_pairs"] = int(totals["sentences"])
         totals.clear()
         return metrics
 

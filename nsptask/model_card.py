@@ -45,12 +45,15 @@ def render_model_card(
     training: dict[str, Any] | None = None,
     hub_model_id: str | None = None,
     task: dict[str, str] | None = None,
+    language: str = "en",
+    dataset_name: str | None = None,
 ):
     """Build the ``huggingface_hub.ModelCard`` of a pretrained (or fine-tuned) model.
 
     Args:
         objective (`str`): The training objective.
         data_format (`str`): The instance format it was trained on.
+        dataset_name (`str`, *optional*): The corpus the model was trained on (default: the data report's source).
         metrics (`dict`): Final metrics (``eval_*`` keys become ``model-index`` results).
         Other arguments describe the model and the run; all optional.
 
@@ -63,11 +66,8 @@ def render_model_card(
         "type": "fill-mask" if objective.startswith("mlm") else "text-classification",
         "name": "Masked language modelling" if objective.startswith("mlm") else "Sentence relation",
     }
-    dataset_name = (
-        "bundled English Wikipedia sample"
-        if data_report is None or data_report.get("source") is None
-        else data_report["source"]
-    )
+    if dataset_name is None:
+        dataset_name = (data_report or {}).get("source") or "the corpus given to nsptask"
     results = []
     for key, (metric_type, metric_name) in _METRIC_NAMES.items():
         if key in metrics:
@@ -83,7 +83,7 @@ def render_model_card(
                 )
             )
     data = ModelCardData(
-        language="en",
+        language=language,
         library_name="transformers",
         tags=["nsptask", objective, data_format, "pretraining"],
         base_model=base_model,

@@ -1,35 +1,54 @@
-"""Models for the pretraining objectives: stock ``transformers`` heads, named size presets, and a sparse
-MLM head.
+"""Models for the pretraining objectives, for any encoder family: stock ``transformers`` heads where they
+exist, one small generic sentence head where they do not, named size presets, and a sparse MLM head.
 
-Objectives and the stock model classes they use:
+Families and what each gets (``--model_family`` for preset models; a checkpoint brings its own):
 
-| objective | model | data format (default) | sentence label argument |
-|---|---|---|---|
-| ``mlm+nsp`` | ``AutoModelForPreTraining`` (``BertForPreTraining``, ``AlbertForPreTraining``) | ``nsp`` | ``next_sentence_label`` / ``sentence_order_label`` |
-| ``mlm+sop`` | the same two-head models, the sentence head predicting order | ``sop`` | as above |
-| ``mlm`` | ``AutoModelForMaskedLM`` (BERT, RoBERTa, ALBERT, ModernBERT, ...) | ``full-sentences`` | none |
-| ``nsp`` / ``sop`` | ``BertForNextSentencePrediction`` | ``nsp`` / ``sop`` | ``next_sentence_label`` |
+| family | MLM + sentence head | sentence head | token types | word starts (whole-word masking) |
+|---|---|---|---|---|
+| ``bert`` | ``BertForPreTraining`` (stock) | pooler + ``seq_relationship`` | 2 | ``##`` continues a word |
+| ``albert`` | ``AlbertForPreTraining`` (stock) | pooler + ``sop_classifier`` | 2 | ``▁`` starts a word |
+| ``roberta`` | ``RobertaForMaskedLMWithSentenceHead`` | pooled ``<s>`` head | 1 (not passed) | ``Ġ`` starts a word |
+| ``deberta-v2`` | ``DebertaV2ForMaskedLMWithSentenceHead`` | pooled ``[CLS]`` head | 0 (not passed) | ``▁`` starts a word |
+| ``modernbert`` | ``ModernBertForMaskedLMWithSentenceHead`` | pooled ``[CLS]`` head | none | ``Ġ`` starts a word |
+| ``distilbert`` | ``DistilBertForMaskedLMWithSentenceHead`` | pooled ``[CLS]`` head | none | ``##`` continues a word |
+
+``...WithSentenceHead`` is the family's own ``*ForMaskedLM`` class with one more module, ``sentence_head``
+(dense, tanh, dropout, a 2-way linear on the first token: BERT's pooler and RoBERTa's classification head in
+one). Its weights keep the family's names, so ``save_pretrained`` / ``from_pretrained`` work, and the same
+folder loads into the family's ``AutoModelForMaskedLM``, ``AutoModelForSequenceClassification`` and
+``AutoModelForTokenClassification`` for fine-tuning (the extra head is reported as unused).
 
 The sparse MLM head (as in Google's BERT and MosaicBERT) computes the vocabulary projection only at the
-positions that carry a label, instead of at every token. It is installed on the model *instance*
-(``model.forward``), so the model stays a stock class: ``save_pretrained`` / ``from_pretrained`` work
-unchanged, and DDP/FSDP wrap it as usual. Architectures without a known layout keep their dense head.
+positions that carry a label: a forward pre-hook on the model's output embeddings (the decoder every family
+calls last) keeps only those rows. The model's own ``forward`` runs unchanged, so DDP, FSDP, ``save_pretrained``
+and every family work alike; :class:`nsptask.training.NspTrainer` computes the losses from the outputs.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import types
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "OBJECTIVES",
     "PRESETS",
+    "FAMILIES",
     "DEFAULT_FORMATS",
+    "SENTENCE_FORMATS",
     "build_model",
+    "preset_config",
+    "load_pretraining_model",
     "sentence_label_argument",
+    "sentence_logits",
+    "mlm_logits",
+    "SparseMlmHead",
     "enable_sparse_mlm",
+    "ModelCapabilities",
+    "model_capabilities",
+    "with_sentence_head",
+    "check_vocabulary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -42,6 +61,16 @@ SENTENCE_FORMATS = {
     "nsp": ("nsp", "sentence-pair"),
     "sop": ("sop",),
 }
+FAMILIES = ("bert", "roberta", "albert", "deberta-v2", "modernbert", "distilbert")
+# The tokenizer model each family is usually trained with (`nsptask tokenizer --model ...`).
+FAMILY_TOKENIZERS = {
+    "bert": "wordpiece",
+    "distilbert": "wordpiece",
+    "roberta": "bpe",
+    "modernbert": "bpe",
+    "albert": "unigram",
+    "deberta-v2": "unigram",
+}
 
 # BERT shapes (Turc et al., 2019, "Well-Read Students Learn Better": BERT-Tiny/Mini/Small; BERT-base).
 PRESETS: dict[str, dict[str, int]] = {
@@ -52,14 +81,264 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
-def _auto_class(objective: str):
+# -- configs -----------------------------------------------------------------------------------------
+
+
+def set_dropout(config, p: float) -> None:
+    """Set every dropout of a config (the names differ by family) to `p`."""
+    for name in (
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+        "classifier_dropout_prob",
+        "dropout",
+        "attention_dropout",
+        "embedding_dropout",
+        "mlp_dropout",
+        "seq_classif_dropout",
+        "pooler_dropout",
+        "classifier_dropout",
+    ):
+        if hasattr(config, name) and getattr(config, name) is not None:
+            setattr(config, name, p)
+
+
+def preset_config(
+    family: str,
+    preset: str,
+    tokenizer,
+    max_position_embeddings: int = 512,
+    dropout: float | None = None,
+):
+    """The config of a preset-sized model of a family, with the tokenizer's vocabulary and special tokens.
+
+    RoBERTa gets one token type (as released) and its position offset; DeBERTa-v2 the v3 layout (relative
+    attention with position buckets, no absolute positions, no token types); ALBERT a 128-wide factorised
+    embedding; ModernBERT alternating local and global attention.
+    """
     import transformers
 
-    if objective in ("mlm+nsp", "mlm+sop"):
-        return transformers.AutoModelForPreTraining
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown model family {family!r}: expected one of {FAMILIES}")
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}: expected one of {sorted(PRESETS)}")
+    shape = PRESETS[preset]
+    ids = {
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.cls_token_id,
+        "eos_token_id": tokenizer.sep_token_id,
+    }
+    vocab = len(tokenizer)
+    if family == "bert":
+        config = transformers.BertConfig(
+            vocab_size=vocab, max_position_embeddings=max_position_embeddings, pad_token_id=ids["pad_token_id"], **shape
+        )
+    elif family == "roberta":
+        config = transformers.RobertaConfig(
+            vocab_size=vocab, max_position_embeddings=max_position_embeddings + 2, type_vocab_size=1, **ids, **shape
+        )
+    elif family == "albert":
+        config = transformers.AlbertConfig(
+            vocab_size=vocab,
+            embedding_size=min(128, shape["hidden_size"]),
+            max_position_embeddings=max_position_embeddings,
+            **ids,
+            **shape,
+        )
+    elif family == "deberta-v2":
+        config = transformers.DebertaV2Config(
+            vocab_size=vocab,
+            max_position_embeddings=max_position_embeddings,
+            type_vocab_size=0,
+            relative_attention=True,
+            position_buckets=256,
+            max_relative_positions=-1,
+            position_biased_input=False,
+            pos_att_type=["p2c", "c2p"],
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            pad_token_id=ids["pad_token_id"],
+            **shape,
+        )
+    elif family == "modernbert":
+        config = transformers.ModernBertConfig(
+            vocab_size=vocab,
+            max_position_embeddings=max_position_embeddings,
+            global_attn_every_n_layers=2,
+            local_attention=min(128, max_position_embeddings),
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            **ids,
+            **shape,
+        )
+    else:
+        config = transformers.DistilBertConfig(
+            vocab_size=vocab,
+            max_position_embeddings=max_position_embeddings,
+            pad_token_id=ids["pad_token_id"],
+            dim=shape["hidden_size"],
+            n_layers=shape["num_hidden_layers"],
+            n_heads=shape["num_attention_heads"],
+            hidden_dim=shape["intermediate_size"],
+        )
+    if dropout is not None:
+        set_dropout(config, dropout)
+    return config
+
+
+# -- model classes ------------------------------------------------------------------------------------
+
+
+def _output_class():
+    from transformers.utils import ModelOutput
+
+    @dataclass
+    class MaskedLMWithSentenceHeadOutput(ModelOutput):
+        loss: Any = None
+        logits: Any = None
+        sentence_logits: Any = None
+        hidden_states: Any = None
+        attentions: Any = None
+
+    return MaskedLMWithSentenceHeadOutput
+
+
+@functools.cache
+def with_sentence_head(mlm_class: type) -> type:
+    """The family's ``*ForMaskedLM`` class with a pooled 2-way sentence head (``sentence_head``), for NSP or SOP
+    on families that ship no such head. Its forward takes ``labels`` (MLM) and ``sentence_label``."""
+    import torch
+    from torch import nn
+
+    output_class = _output_class()
+
+    class SentenceHead(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            hidden = getattr(config, "hidden_size", None) or config.dim
+            p = next(
+                (
+                    getattr(config, n)
+                    for n in ("classifier_dropout", "hidden_dropout_prob", "seq_classif_dropout", "dropout")
+                    if getattr(config, n, None) is not None
+                ),
+                0.1,
+            )
+            self.dense = nn.Linear(hidden, hidden)
+            self.dropout = nn.Dropout(p)
+            self.out_proj = nn.Linear(hidden, 2)
+
+        def forward(self, first_token):
+            return self.out_proj(self.dropout(torch.tanh(self.dense(self.dropout(first_token)))))
+
+    def __init__(self, config):
+        mlm_class.__init__(self, config)
+        self.sentence_head = SentenceHead(config)
+        self.post_init()
+
+    def forward(
+        self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, sentence_label=None, **kwargs
+    ):
+        captured: dict[str, Any] = {}
+
+        def keep_hidden(module, args, output):
+            captured["h"] = output[0]  # returns None: the output is left as it is
+
+        handle = self.base_model.register_forward_hook(keep_hidden)
+        call = dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        if token_type_ids is not None and _accepts(mlm_class, "token_type_ids"):
+            call["token_type_ids"] = token_type_ids
+        try:
+            out = mlm_class.forward(self, **call)
+        finally:
+            handle.remove()
+        sentence = self.sentence_head(captured["h"][:, 0])
+        loss = out.loss
+        if sentence_label is not None:
+            sentence_loss = nn.functional.cross_entropy(sentence.float(), sentence_label.view(-1))
+            loss = sentence_loss if loss is None else loss + sentence_loss
+        return output_class(
+            loss=loss,
+            logits=out.logits,
+            sentence_logits=sentence,
+            hidden_states=getattr(out, "hidden_states", None),
+            attentions=getattr(out, "attentions", None),
+        )
+
+    name = mlm_class.__name__.replace("ForMaskedLM", "ForMaskedLMWithSentenceHead")
+    cls = type(name, (mlm_class,), {"__init__": __init__, "forward": forward, "__module__": __name__})
+    cls.__qualname__ = name
+    return cls
+
+
+def _accepts(model_class: type, argument: str) -> bool:
+    import inspect
+
+    return argument in inspect.signature(model_class.forward).parameters
+
+
+def _family_classes(config):
+    import transformers
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_MASKED_LM_MAPPING,
+        MODEL_FOR_NEXT_SENTENCE_PREDICTION_MAPPING,
+        MODEL_FOR_PRETRAINING_MAPPING,
+    )
+
+    def lookup(mapping):
+        try:
+            return mapping[type(config)]
+        except KeyError:
+            return None
+
+    mlm = lookup(MODEL_FOR_MASKED_LM_MAPPING)
+    pretraining = lookup(MODEL_FOR_PRETRAINING_MAPPING)
+    nsp = lookup(MODEL_FOR_NEXT_SENTENCE_PREDICTION_MAPPING)
+    if pretraining is not None and not _has_sentence_head(pretraining):
+        pretraining = None
+    del transformers
+    return mlm, pretraining, nsp
+
+
+def _has_sentence_head(model_class: type) -> bool:
+    import inspect
+
+    params = inspect.signature(model_class.forward).parameters
+    return "next_sentence_label" in params or "sentence_order_label" in params
+
+
+def model_class_for(config, objective: str) -> type:
+    """The class that trains `objective` for a config's family: stock where transformers has one (BERT and
+    ALBERT pretraining heads, BERT's NSP head), else the family's masked-LM class with a sentence head."""
+    mlm, pretraining, nsp = _family_classes(config)
+    if mlm is None:
+        raise ValueError(
+            f"A {config.model_type!r} model has no masked-language-modelling class in transformers: nsptask "
+            "pretrains encoders (BERT, RoBERTa, ALBERT, DeBERTa-v2/v3, ModernBERT, DistilBERT, ...)."
+        )
     if objective == "mlm":
-        return transformers.AutoModelForMaskedLM
-    return transformers.AutoModelForNextSentencePrediction
+        return mlm
+    if objective in ("mlm+nsp", "mlm+sop"):
+        return pretraining or with_sentence_head(mlm)
+    return nsp or with_sentence_head(mlm)
+
+
+def load_pretraining_model(path: str, objective: str | None = None, **kwargs):
+    """Load a model nsptask pretrained (or any checkpoint) with the class it was saved as: a
+    ``...WithSentenceHead`` model gets its sentence head back. With `objective`, load the class that objective
+    trains instead (``mlm`` loads the encoder and MLM head only)."""
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(path)
+    if objective is not None:
+        cls = model_class_for(config, objective)
+    else:
+        architecture = (config.architectures or [""])[0]
+        mlm, pretraining, _ = _family_classes(config)
+        if architecture.endswith("WithSentenceHead") and mlm is not None:
+            cls = with_sentence_head(mlm)
+        else:
+            cls = getattr(transformers, architecture, None) or transformers.AutoModelForPreTraining
+    return cls.from_pretrained(path, **kwargs)
 
 
 def sentence_label_argument(model) -> str | None:
@@ -67,12 +346,33 @@ def sentence_label_argument(model) -> str | None:
     import inspect
 
     params = inspect.signature(type(model).forward).parameters
-    for name in ("next_sentence_label", "sentence_order_label"):
+    for name in ("next_sentence_label", "sentence_order_label", "sentence_label"):
         if name in params:
             return name
     if type(model).__name__.endswith("ForNextSentencePrediction"):
         return "labels"  # the sentence head alone takes its label as `labels`
     return None
+
+
+def sentence_logits(outputs):
+    """The sentence-relation logits of any of the pretraining classes' outputs (None if there are none)."""
+    for name in ("seq_relationship_logits", "sop_logits", "sentence_logits"):
+        value = getattr(outputs, name, None)
+        if value is not None:
+            return value
+    if type(outputs).__name__ == "NextSentencePredictorOutput":
+        return outputs.logits
+    return None
+
+
+def mlm_logits(outputs):
+    """The masked-LM logits of any of the pretraining classes' outputs (None for a sentence head alone)."""
+    value = getattr(outputs, "prediction_logits", None)
+    if value is not None:
+        return value
+    if type(outputs).__name__ == "NextSentencePredictorOutput":
+        return None
+    return getattr(outputs, "logits", None)
 
 
 def build_model(
@@ -83,56 +383,42 @@ def build_model(
     max_position_embeddings: int = 512,
     seed: int = 42,
     dropout: float | None = None,
+    family: str = "bert",
 ):
     """Create the model for an objective: from a checkpoint (missing heads are initialised and reported)
-    or from a size preset with the tokenizer's vocabulary.
+    or from a size preset of a family with the tokenizer's vocabulary.
 
     Args:
         objective (`str`): One of ``OBJECTIVES``.
-        tokenizer: The tokenizer (its vocabulary size and pad id configure preset models).
-        model_name_or_path (`str`, *optional*): Local path or Hub id of a pretrained encoder.
+        tokenizer: The tokenizer (its vocabulary size and special tokens configure preset models).
+        model_name_or_path (`str`, *optional*): Local path or Hub id of a pretrained encoder (any family).
         preset (`str`, *optional*, defaults to `"tiny"`): ``tiny``, ``mini``, ``small`` or ``base``.
         max_position_embeddings (`int`, *optional*, defaults to 512): For preset models.
         seed (`int`, *optional*, defaults to 42): Initialisation seed of preset models and new heads.
-        dropout (`float`, *optional*): Override hidden and attention dropout.
+        dropout (`float`, *optional*): Override every dropout.
+        family (`str`, *optional*, defaults to `"bert"`): Family of preset models (``FAMILIES``).
 
     Returns:
         `(model, loading_info)`: the model and ``{"missing_keys": [...], "unexpected_keys": [...]}``.
-
-    Raises:
-        ValueError: If the model has no head for the objective (e.g. ``mlm+nsp`` on RoBERTa), before any
-            training, with what to use instead.
     """
     import transformers
 
     if objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective {objective!r}: expected one of {OBJECTIVES}")
     transformers.set_seed(seed)
-    auto = _auto_class(objective)
     info: dict[str, Any] = {"missing_keys": [], "unexpected_keys": []}
-    overrides = {}
-    if dropout is not None:
-        overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     if model_name_or_path is None:
-        if preset not in PRESETS:
-            raise ValueError(f"Unknown preset {preset!r}: expected one of {sorted(PRESETS)}")
-        config = transformers.BertConfig(
-            vocab_size=len(tokenizer),
-            max_position_embeddings=max_position_embeddings,
-            pad_token_id=tokenizer.pad_token_id,
-            **PRESETS[preset],
-            **overrides,
-        )
-        model = auto.from_config(config)
+        config = preset_config(family, preset, tokenizer, max_position_embeddings, dropout)
+        model = model_class_for(config, objective)(config)
     else:
         try:
             config = transformers.AutoConfig.from_pretrained(model_name_or_path)
         except OSError as err:
             raise ValueError(f"Cannot load a model config from {model_name_or_path!r}: {err}") from err
-        try:
-            model, info = auto.from_pretrained(model_name_or_path, output_loading_info=True, **overrides)
-        except ValueError as err:
-            raise ValueError(_mismatch_message(objective, model_name_or_path, config.model_type)) from err
+        if dropout is not None:
+            set_dropout(config, dropout)
+        cls = model_class_for(config, objective)
+        model, info = cls.from_pretrained(model_name_or_path, config=config, output_loading_info=True)
         if info.get("missing_keys"):
             logger.warning(
                 "nsptask: %d weights of %s were not in %s and are newly initialised (heads): %s",
@@ -141,8 +427,6 @@ def build_model(
                 model_name_or_path,
                 sorted(info["missing_keys"])[:8],
             )
-    if objective != "mlm" and sentence_label_argument(model) is None:
-        raise ValueError(_mismatch_message(objective, model_name_or_path or preset, model.config.model_type))
     check_vocabulary(tokenizer, model)
     return model, {k: list(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys")}
 
@@ -153,118 +437,167 @@ def check_vocabulary(tokenizer, model) -> None:
     if len(tokenizer) > model.config.vocab_size:
         raise ValueError(
             f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary has {model.config.vocab_size}: "
-            "they do not belong together. Pass the model's own tokenizer (tokenizer_name_or_path)."
+            "they do not belong together. Pass the model's own tokenizer (--tokenizer_name_or_path)."
         )
 
 
-def _mismatch_message(objective: str, name: str, model_type: str) -> str:
-    return (
-        f"Objective {objective!r} needs a model with a sentence-relation head (BERT's NSP head or ALBERT's SOP "
-        f"head); {name!r} is a {model_type!r} model without one. Use objective 'mlm' for it (NSP removed, as "
-        "RoBERTa does), or a BERT/ALBERT model (a preset: --preset tiny) for the sentence objectives."
+# -- capabilities ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelCapabilities:
+    """What a model and tokenizer can take, and how nsptask adapts its data to them.
+
+    Args:
+        family (`str`): The config's ``model_type``.
+        token_types (`str`): ``"keep"`` (the model has 2+ token types), ``"drop"`` (one or none: segments are
+            told apart by the separator, ``token_type_ids`` are not passed).
+        word_start (`tuple[str, str] | None`): The tokenizer's word convention for whole-word masking:
+            ``("continues", "##")`` (WordPiece), ``("starts", "Ġ")`` (byte-level BPE), ``("starts", "▁")``
+            (SentencePiece/Metaspace), or `None` if unknown.
+        padding_side (`str`): The tokenizer's padding side (the collator places labels accordingly).
+        max_positions (`int`): Longest input the model's positions allow.
+    """
+
+    family: str
+    token_types: str
+    word_start: tuple[str, str] | None
+    padding_side: str
+    max_positions: int
+
+
+def word_start_convention(tokenizer) -> tuple[str, str] | None:
+    """How the tokenizer marks words, read from its ``tokenizer.json``: WordPiece continuation prefix, byte-level
+    BPE's ``Ġ`` word starts, SentencePiece's ``▁`` word starts."""
+    import json
+
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    model = state.get("model") or {}
+    if model.get("type") == "WordPiece":
+        return ("continues", model.get("continuing_subword_prefix") or "##")
+
+    def walk(node):
+        if not node:
+            return
+        yield node
+        for child in node.get("pretokenizers", []) or []:
+            yield from walk(child)
+
+    for node in walk(state.get("pre_tokenizer")):
+        if node.get("type") == "ByteLevel":
+            return ("starts", "\u0120")
+        if node.get("type") == "Metaspace":
+            return ("starts", node.get("replacement") or "\u2581")
+    if model.get("continuing_subword_prefix"):
+        return ("continues", model["continuing_subword_prefix"])
+    return None
+
+
+def model_capabilities(config, tokenizer, max_seq_length: int | None = None, whole_word_mask: bool = False):
+    """Check a model config and a tokenizer together, before any work: adapt what can be adapted (token types,
+    padding side) and stop with a clear message on what cannot.
+
+    Raises:
+        ValueError: if the tokenizer lacks a mask token (MLM), the input length exceeds the model's positions, or
+            whole-word masking is asked for with a tokenizer whose word convention is unknown.
+    """
+    family = config.model_type
+    type_vocab = getattr(config, "type_vocab_size", 0) or 0
+    mlm, _, _ = _family_classes(config)
+    accepts = mlm is not None and _accepts(mlm, "token_type_ids")
+    token_types = "keep" if (type_vocab >= 2 and accepts) else "drop"
+    positions = getattr(config, "max_position_embeddings", None) or 512
+    if family in ("roberta", "xlm-roberta", "camembert"):
+        positions -= (config.pad_token_id or 1) + 1  # RoBERTa's positions start after the padding index
+    if max_seq_length is not None and max_seq_length > positions:
+        raise ValueError(
+            f"--max_seq_length {max_seq_length} is longer than the {family} model's {positions} positions: instances "
+            f"would index past its position embeddings. Use --max_seq_length {positions} or less."
+        )
+    convention = word_start_convention(tokenizer)
+    if whole_word_mask and convention is None:
+        raise ValueError(
+            f"Whole-word masking needs the tokenizer's word convention (WordPiece '##' continuations, byte-level BPE "
+            f"'Ġ' or SentencePiece '▁' word starts); {getattr(tokenizer, 'name_or_path', 'this tokenizer')!r} has "
+            "none nsptask knows. Leave --whole_word_mask off to mask single tokens."
+        )
+    return ModelCapabilities(
+        family=family,
+        token_types=token_types,
+        word_start=convention,
+        padding_side=getattr(tokenizer, "padding_side", "right"),
+        max_positions=positions,
     )
 
 
-# -- sparse MLM head ---------------------------------------------------------------------------------
-
-_LAYOUTS = {
-    # class name: (encoder attribute, MLM head getter, sentence head getter)
-    "BertForPreTraining": ("bert", lambda m: m.cls.predictions, lambda m: m.cls.seq_relationship),
-    "BertForMaskedLM": ("bert", lambda m: m.cls.predictions, None),
-    "AlbertForPreTraining": ("albert", lambda m: m.predictions, lambda m: m.sop_classifier),
-    "AlbertForMaskedLM": ("albert", lambda m: m.predictions, None),
-    "RobertaForMaskedLM": ("roberta", lambda m: m.lm_head, None),
-    "XLMRobertaForMaskedLM": ("roberta", lambda m: m.lm_head, None),
-}
+# -- sparse MLM head ------------------------------------------------------------------------------------
 
 
-def _output_class():
-    from transformers.utils import ModelOutput
+class SparseMlmHead:
+    """Compute a model's vocabulary projection only at the positions that carry an MLM label.
 
-    @dataclass
-    class SparsePretrainingOutput(ModelOutput):
-        """Loss, plus (in evaluation) what the metrics need, all small: argmax MLM predictions at the
-        labelled positions (-100 elsewhere), per-sequence MLM loss sums and counts, sentence logits."""
+    A forward pre-hook on ``model.get_output_embeddings()`` (the decoder that every family applies last to the
+    hidden states) keeps only the rows selected with :meth:`select` before each forward; the model's outputs then
+    hold logits of shape ``(selected rows, vocabulary)`` instead of ``(batch, length, vocabulary)``. The row count
+    is rounded up to a multiple of 64 (zero rows, dropped by :meth:`take`) so the allocator sees few sizes and
+    memory does not fragment. The model's weights, names and ``forward`` are unchanged.
 
-        loss: Any = None
-        mlm_predictions: Any = None
-        mlm_loss_sum: Any = None
-        mlm_count: Any = None
-        sentence_logits: Any = None
-
-    return SparsePretrainingOutput
-
-
-def __getattr__(name: str):
-    if name == "SparsePretrainingOutput":
-        return _output_class()
-    raise AttributeError(name)
-
-
-def enable_sparse_mlm(model) -> bool:
-    """Make the model compute its MLM head only at labelled positions (and return small outputs).
-
-    The loss equals the dense head's (a test checks it to float tolerance). Returns `False`, leaving the
-    model as it is, for architectures whose layout is not known.
+    Example:
+        ```python
+        >>> sparse = SparseMlmHead(model)  # doctest: +SKIP
+        >>> sparse.select(labels != -100, attention_mask)  # doctest: +SKIP
+        >>> logits = sparse.take(model(input_ids=ids, attention_mask=mask).logits)  # doctest: +SKIP
+        ```
     """
-    layout = _LAYOUTS.get(type(model).__name__)
-    if layout is None:
-        return False
-    encoder_name, mlm_getter, sentence_getter = layout
-    output_class = _output_class()
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        labels=None,
-        next_sentence_label=None,
-        sentence_order_label=None,
-    ):
+    def __init__(self, model):
+        self.model = model
+        self._selection = None
+        self._attention_mask = None
+        self.used = False
+        self._handle = model.get_output_embeddings().register_forward_pre_hook(self._hook)
+
+    def select(self, selection, attention_mask=None) -> None:
+        self._selection, self._attention_mask = selection, attention_mask
+        self.used = False
+
+    def clear(self) -> None:
+        self._selection = self._attention_mask = None
+
+    def _hook(self, module, args):
         import torch
-        import torch.nn.functional as F
 
-        encoder = getattr(self, encoder_name)
-        kwargs = {"attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        encoded = encoder(input_ids, **kwargs)
-        sequence = encoded[0]
-        loss = None
-        out: dict[str, Any] = {}
-        if labels is not None:
-            selected = labels != -100
-            rows = selected.nonzero(as_tuple=True)[0]
-            hidden = sequence[selected]
-            n_selected = hidden.shape[0]
-            # Round the row count up to a multiple of 64 with zero rows: the head's allocations then come in a
-            # few sizes that the allocator reuses, instead of a new size every batch (which fragments memory).
-            padded = -n_selected % 64
-            if padded:
-                hidden = torch.cat([hidden, hidden.new_zeros(padded, hidden.shape[1])])
-            logits = mlm_getter(self)(hidden)[:n_selected]
-            targets = labels[selected]
-            per_token = F.cross_entropy(logits.float(), targets, reduction="none")
-            # An empty selection gives a zero loss that still touches the graph (DDP needs every parameter).
-            loss = per_token.mean() if per_token.numel() else logits.sum() * 0.0
-            if not self.training:
-                predictions = torch.full_like(labels, -100)
-                predictions[selected] = logits.argmax(-1)
-                out["mlm_predictions"] = predictions
-                out["mlm_loss_sum"] = torch.zeros(labels.shape[0], device=labels.device).index_add(
-                    0, rows, per_token.detach()
-                )
-                out["mlm_count"] = selected.sum(-1)
-        sentence_label = next_sentence_label if next_sentence_label is not None else sentence_order_label
-        if sentence_getter is not None:
-            sentence_logits = sentence_getter(self)(encoded[1])
-            if sentence_label is not None:
-                sentence_loss = F.cross_entropy(sentence_logits.float().view(-1, 2), sentence_label.view(-1))
-                loss = sentence_loss if loss is None else loss + sentence_loss
-            if not self.training:
-                out["sentence_logits"] = sentence_logits
-        return output_class(loss=loss, **out)
+        if self._selection is None:
+            return None
+        hidden = args[0]
+        selection = self._selection
+        if hidden.shape[:-1] != selection.shape:
+            if (
+                self._attention_mask is not None
+                and hidden.dim() == 2
+                and hidden.shape[0] == int(self._attention_mask.sum())
+            ):
+                selection = selection[self._attention_mask.bool()]  # an unpadded model (tokens of all rows in a row)
+            else:
+                return None  # an unknown layout: the dense head runs
+        rows = hidden[selection]
+        self.count = rows.shape[0]
+        padding = -rows.shape[0] % 64
+        if padding:
+            rows = torch.cat([rows, rows.new_zeros(padding, rows.shape[-1])])
+        self.used = True
+        return (rows, *args[1:])
 
-    model.forward = types.MethodType(forward, model)
-    return True
+    def take(self, logits):
+        """The selected rows' logits, without the padding rows."""
+        return logits[: self.count] if self.used else logits
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+def enable_sparse_mlm(model) -> SparseMlmHead | None:
+    """Install a :class:`SparseMlmHead` on a model with an MLM head (`None` for a model without one)."""
+    if model.get_output_embeddings() is None:
+        return None
+    return SparseMlmHead(model)

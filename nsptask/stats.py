@@ -1,8 +1,10 @@
-"""The build report: what was read, what was made, and everything that was skipped, with the reason."""
+"""The build report: what was read, what was made, everything that was skipped with the reason, and
+warnings about what would make a run mislead (unknown tokens, skewed labels, evaluation sets too small)."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from typing import Any
 
@@ -10,7 +12,11 @@ import numpy as np
 
 from .instances import PAIR_FORMATS, InstanceConfig
 
-__all__ = ["build_report", "format_report", "length_histogram"]
+__all__ = ["build_report", "format_report", "length_histogram", "describe_source", "MIN_EVAL_EXAMPLES"]
+
+# Below this many evaluation examples an accuracy's 95% interval is wider than about +-7 points.
+MIN_EVAL_EXAMPLES = 200
+LABEL_BALANCE_RANGE = (0.4, 0.6)
 
 
 def length_histogram(lengths: np.ndarray, max_seq_length: int, bins: int = 8) -> dict[str, int]:
@@ -26,30 +32,50 @@ def _lengths(column) -> np.ndarray:
     return pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def build_report(tokenized, dataset_dict, config) -> dict[str, Any]:
-    """Statistics of a build, from the tokenized documents and the built splits.
+def describe_source(source: Any) -> str:
+    """A short name of a corpus for reports and model cards."""
+    if source is None:
+        return "bundled English Wikipedia sample (103 articles)"
+    fp = getattr(source, "_fingerprint", None)
+    if fp is not None:
+        return f"datasets.{type(source).__name__} ({getattr(source, 'info', None) and source.info.dataset_name or 'in memory'})"
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    names = [os.path.basename(os.path.normpath(os.fspath(i))) or os.fspath(i) for i in items]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def build_report(builder, dataset_dict) -> dict[str, Any]:
+    """Statistics of a build, from the builder's tokenized documents and the built splits.
 
     Args:
-        tokenized (`datasets.Dataset`): Output of ``PretrainingDataBuilder.tokenized_documents()``.
+        builder (`PretrainingDataBuilder`): The builder that made `dataset_dict`.
         dataset_dict (`datasets.DatasetDict`): The built splits.
-        config (`PretrainingConfig`): The build's configuration.
 
     Returns:
-        `dict`: ``corpus`` (documents read, used and skipped by reason; sentences; tokens; sentences cut
-        because they were longer than an instance; sentences that tokenized to nothing) and, per split,
-        documents, instances, label balance, short-target rate, truncated tokens, tokens left unused,
-        mean length and a length histogram.
+        `dict`: ``source``; ``corpus`` (documents read, used and skipped by reason; files ignored; sentences;
+        tokens; unknown tokens and their rate; sentences cut because they were longer than an instance;
+        sentences that tokenized to nothing); per split: documents, instances, label balance, short-target
+        rate, truncated tokens, tokens left unused, unknown-token rate, mean length and a length histogram;
+        and ``warnings``, the lines a user should read before training.
     """
+    from .builder import UNK_WARN, ignored_files
+
+    config = builder.config
+    tokenized = builder.tokenized_documents()
     cfg: InstanceConfig = config.instance_config
     docs = tokenized.with_format("arrow")[:]
     n_sentences = _lengths(docs["sentence_lengths"])
     n_tokens = _lengths(docs["input_ids"])
-    skipped = Counter(s for s in docs["skipped"].to_pylist() if s)
-    no_tokens = int(((n_sentences == 0) & np.array([not s for s in docs["skipped"].to_pylist()], dtype=bool)).sum())
-    is_validation = docs["is_validation"].to_numpy(zero_copy_only=False)
+    unk = docs["unk_tokens"].to_numpy().astype(np.int64)
+    skipped_reasons = docs["skipped"].to_pylist()
+    skipped = Counter(s for s in skipped_reasons if s)
+    no_tokens = int(((n_sentences == 0) & np.array([not s for s in skipped_reasons], dtype=bool)).sum())
     usable = n_sentences > 0
+    ignored = ignored_files(config)
+    warnings: list[str] = []
     report: dict[str, Any] = {
         "format": cfg.format,
+        "source": describe_source(config.source),
         "settings": {
             "max_seq_length": cfg.max_seq_length,
             "short_seq_prob": cfg.short_seq_prob,
@@ -58,27 +84,38 @@ def build_report(tokenized, dataset_dict, config) -> dict[str, Any]:
             "dupe_factor": cfg.dupe_factor,
             "seed": cfg.seed,
             "validation_fraction": config.validation_fraction,
+            "split_seed": config.split_seed,
             "pool_size": config.pool_size,
+            "pool_order": config.pool_order,
             "shard": f"{config.shard_index}/{config.num_shards}",
         },
         "corpus": {
             "documents_read": len(docs),
             "documents_used": int(usable.sum()),
             "documents_skipped": dict(sorted(skipped.items())) | ({"no tokens": no_tokens} if no_tokens else {}),
+            "files_ignored": ignored,
             "sentences": int(n_sentences.sum()),
             "tokens": int(n_tokens.sum()),
+            "unknown_tokens": int(unk.sum()),
+            "unknown_token_rate": round(float(unk.sum() / max(n_tokens.sum(), 1)), 5),
             "sentences_cut_too_long": int(np.asarray(docs["sentences_split"]).sum()),
             "sentences_empty_after_tokenization": int(np.asarray(docs["sentences_empty"]).sum()),
         },
         "splits": {},
     }
+    if ignored:
+        warnings.append(f"{len(ignored)} file(s) ignored as hidden or Spark/Hadoop markers: {ignored[:3]}")
     for split, dataset in dataset_dict.items():
-        in_split = usable & (is_validation == (split == "validation"))
+        rows = builder.split_order(split)
         table = dataset.with_format("arrow")[:]
         lengths = _lengths(table["input_ids"]) if len(table) else np.zeros(0, np.int64)
+        split_tokens = int(n_tokens[rows].sum())
+        split_unk = int(unk[rows].sum())
         entry: dict[str, Any] = {
-            "documents": int(in_split.sum()),
-            "source_tokens": int(n_tokens[in_split].sum()),
+            "documents": int(len(rows)),
+            "source_tokens": split_tokens,
+            "unknown_tokens": split_unk,
+            "unknown_token_rate": round(split_unk / max(split_tokens, 1), 5),
             "instances": len(table),
             "instance_tokens": int(lengths.sum()),
             "mean_length": round(float(lengths.mean()), 2) if len(lengths) else 0.0,
@@ -86,6 +123,11 @@ def build_report(tokenized, dataset_dict, config) -> dict[str, Any]:
             "longest": int(lengths.max()) if len(lengths) else 0,
             "length_histogram": length_histogram(lengths, cfg.max_seq_length),
         }
+        if entry["unknown_token_rate"] > UNK_WARN:
+            warnings.append(
+                f"{split}: {entry['unknown_token_rate']:.1%} of the tokens are unknown to the tokenizer; train one on "
+                "this corpus with `nsptask tokenizer`."
+            )
         if cfg.format in PAIR_FORMATS:
             labels = table[cfg.label_column].to_numpy()
             names = dataset.features[cfg.label_column].names
@@ -94,31 +136,48 @@ def build_report(tokenized, dataset_dict, config) -> dict[str, Any]:
             entry["short_target_rate"] = round(float(table["short_target"].to_numpy(zero_copy_only=False).mean()), 4)
             truncated = int(np.asarray(table["truncated_tokens"]).sum())
             entry["truncated_tokens"] = truncated
+            low, high = LABEL_BALANCE_RANGE
+            if len(labels) and not low <= entry["label_balance"] <= high:
+                warnings.append(
+                    f"{split}: label balance {entry['label_balance']:.2f} ({names[1]} share) lies outside "
+                    f"{low}-{high}: a constant prediction scores {max(entry['label_balance'], 1 - entry['label_balance']):.0%}. "
+                    "Documents too short for two segments make NotNext pairs only; check the corpus format "
+                    "(--corpus_format) and the documents' lengths."
+                )
             if cfg.format == "sop":
                 # All of an SOP instance comes from its own document: what is not in one was left unused.
                 used = int(lengths.sum()) - 3 * len(lengths) + truncated
-                entry["unused_tokens"] = int(n_tokens[in_split].sum()) * cfg.dupe_factor - used
+                entry["unused_tokens"] = split_tokens * cfg.dupe_factor - used
         else:
             separators = 0
             if cfg.format == "full-sentences":
                 separators = int((table["last_doc_index"].to_numpy() - table["doc_index"].to_numpy()).sum())
             used = int(lengths.sum()) - 2 * len(lengths) - separators
             entry["document_separators"] = separators
-            entry["unused_tokens"] = int(n_tokens[in_split].sum()) * cfg.dupe_factor - used
+            entry["unused_tokens"] = split_tokens * cfg.dupe_factor - used
+        if split == "validation" and len(table) < MIN_EVAL_EXAMPLES:
+            warnings.append(
+                f"validation: {len(table)} instances from {len(rows)} documents: too few to measure much (a 95% "
+                f"interval on an accuracy is about +-{196 * (0.25 / max(len(table), 1)) ** 0.5:.0f} points). Use a "
+                "larger corpus or --validation_fraction."
+            )
         report["splits"][split] = entry
+    report["warnings"] = warnings
     return report
 
 
 def format_report(report: dict[str, Any]) -> str:
     """The report as readable text (the CLI prints it); ``json.dumps(report)`` is the machine form."""
-    lines = [f"nsptask build report: format {report['format']}"]
+    lines = [f"nsptask build report: format {report['format']}, corpus {report.get('source', '?')}"]
     lines.append("settings: " + ", ".join(f"{k}={v}" for k, v in report["settings"].items()))
     c = report["corpus"]
     lines.append(
         f"corpus: {c['documents_read']} documents read, {c['documents_used']} used, {c['sentences']} sentences, "
-        f"{c['tokens']} tokens"
+        f"{c['tokens']} tokens ({c.get('unknown_token_rate', 0):.2%} unknown)"
     )
     lines.append(f"  skipped documents: {json.dumps(c['documents_skipped']) if c['documents_skipped'] else 'none'}")
+    if c.get("files_ignored"):
+        lines.append(f"  files ignored (hidden or Spark/Hadoop markers): {len(c['files_ignored'])}")
     lines.append(
         f"  sentences cut (longer than an instance): {c['sentences_cut_too_long']}; "
         f"sentences with no tokens (dropped): {c['sentences_empty_after_tokenization']}"
@@ -136,4 +195,6 @@ def format_report(report: dict[str, Any]) -> str:
         if extra:
             lines.append("  " + ", ".join(f"{k} {v}" for k, v in extra.items()))
         lines.append("  lengths: " + ", ".join(f"{k}: {v}" for k, v in s["length_histogram"].items()))
+    for warning in report.get("warnings", []):
+        lines.append(f"WARNING: {warning}")
     return "\n".join(lines)

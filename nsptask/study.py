@@ -1,15 +1,23 @@
 """The "remove NSP" study: several pretraining arms judged the same way, as one resumable run.
 
-An *arm* is an objective with its data format (``mlm:full-sentences``, ``mlm+nsp:nsp``, ...). Every arm
-starts from the same initialisation (preset and seed, or checkpoint) and sees the same number of tokens.
-Each (arm, seed) is then judged on:
+An *arm* is an objective with its data format (``mlm:full-sentences``, ``mlm+nsp:nsp``, ...). What is held
+equal, and checked:
 
-- intrinsic: held-out MLM accuracy and perplexity (all arms on the same ``full-sentences`` evaluation
-  instances); NSP and SOP accuracy, with the arm's own sentence head where it was trained for that task,
-  else with a fresh head fine-tuned briefly (the encoder frozen) on a fixed small labelled set, as ALBERT
-  scored its NSP model on SOP and its SOP model on NSP;
-- downstream: fine-tuned segment tagging (seqeval F1), NSP and SOP as downstream tasks, and any user
-  tasks (a CoNLL NER set, a sentence-pair classification set).
+- **Same start.** For each seed one initial model with every head (encoder, MLM head, sentence head) is built
+  once and saved in ``init/seedN``; every arm starts from it (an MLM-only arm loads its encoder and MLM head).
+- **Same budget.** Every arm gets the same number of optimizer updates and the same number of tokens per update,
+  counted over all processes: the batch size is scaled per arm from its mean instance length (RoBERTa's way for
+  DOC-SENTENCES). The report states the tokens, updates and sequences each arm saw, measured from the Trainer.
+- **Same documents.** One document split (``--validation_fraction``, ``--split_seed``; ``--vary_split`` changes it
+  with the seed) for pretraining, intrinsic evaluation and the downstream tasks; downstream tasks split the
+  held-out documents again on both sides of a pair. Intrinsic sets are seeded samples across all held-out
+  documents, the same for every arm; MLM is scored on a neutral format (single-segment blocks within one
+  document, ``doc-sentences``) with the same masks for every arm, beside each arm's in-format MLM.
+
+Each (arm, seed) is then judged on held-out MLM, NSP and SOP accuracy (the arm's own sentence head where it was
+trained for that task, else a fresh head trained briefly on a fixed labelled set with the encoder frozen, as
+ALBERT scored its NSP model on SOP), and downstream: segment tagging, NSP and SOP as tasks, and any user tasks.
+Per-example results are kept, so the report gives intervals (bootstrap over examples, and over seeds).
 
 The study directory records every finished step in ``STEP/done.json``; a re-run skips what is done and
 resumes an interrupted pretraining from its last checkpoint. Under ``accelerate launch`` every process
@@ -20,57 +28,82 @@ from __future__ import annotations
 
 import json
 import logging
-import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AblateArguments", "run_study", "parse_arm", "DEFAULT_ARMS"]
+import numpy as np
+
+__all__ = ["AblateArguments", "run_study", "parse_arm", "DEFAULT_ARMS", "KNOWN_ARMS", "initial_model_dir"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ARMS = ["mlm:full-sentences", "mlm+nsp:nsp", "mlm+sop:sop"]
 KNOWN_ARMS = ["mlm:full-sentences", "mlm:doc-sentences", "mlm+nsp:nsp", "mlm+nsp:sentence-pair", "mlm+sop:sop"]
+MLM_EVAL_FORMAT = "doc-sentences"
+EVAL_SAMPLE_SEED = 0
 
 
 def parse_arm(arm: str) -> tuple[str, str]:
-    """``"mlm+nsp:nsp"`` -> ``("mlm+nsp", "nsp")``; an objective alone takes its default format."""
+    """``"mlm+nsp:nsp"`` -> ``("mlm+nsp", "nsp")``; an objective alone takes its default format. Unknown
+    objectives, unknown formats and formats without the objective's label are errors."""
+    from .builder import FORMATS
     from .modeling import DEFAULT_FORMATS, OBJECTIVES
+    from .training import check_objective_format
 
     objective, _, data_format = arm.partition(":")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"Arm {arm!r}: unknown objective {objective!r}; arms look like {KNOWN_ARMS}")
-    return objective, data_format or DEFAULT_FORMATS[objective]
+    if objective not in OBJECTIVES or objective in ("nsp", "sop"):
+        raise ValueError(
+            f"Arm {arm!r}: unknown objective {objective!r}; arms look like {', '.join(KNOWN_ARMS)} "
+            "(objective:format, objective one of mlm, mlm+nsp, mlm+sop)."
+        )
+    data_format = data_format or DEFAULT_FORMATS[objective]
+    if data_format not in FORMATS or data_format == "coherence":
+        raise ValueError(
+            f"Arm {arm!r}: unknown format {data_format!r}; formats are nsp, sentence-pair, sop, full-sentences, "
+            "doc-sentences."
+        )
+    check_objective_format(objective, data_format)
+    return objective, data_format
 
 
 @dataclass
 class AblateArguments:
-    """Options of ``nsptask ablate``. Defaults: the bundled corpus and the ``tiny`` preset, about 10 minutes
-    on 2 CPU cores."""
+    """Options of ``nsptask ablate`` (the corpus, tokenizer, length and split are
+    :class:`nsptask.arguments.DataArguments`). Defaults: the bundled corpus and the ``tiny`` preset, about 10
+    minutes on 2 CPU cores."""
 
     output_dir: str = field(default="nsptask-study", metadata={"help": "Study directory (resumable)."})
     arms: list[str] = field(
         default_factory=lambda: list(DEFAULT_ARMS),
-        metadata={"help": f"Arms as objective:format. Default {DEFAULT_ARMS}; also {KNOWN_ARMS}."},
+        metadata={"help": f"Arms as objective:format. Default {' '.join(DEFAULT_ARMS)}; also {' '.join(KNOWN_ARMS)}."},
     )
-    seeds: list[int] = field(default_factory=lambda: [1, 2], metadata={"help": "Seeds; each arm runs once per seed."})
+    seeds: list[int] = field(
+        default_factory=lambda: [1, 2],
+        metadata={"help": "Seeds: each varies initialisation, data order and masking; each arm runs once per seed."},
+    )
+    vary_split: bool = field(
+        default=False, metadata={"help": "Vary the document split with the seed too (split seed + seed)."}
+    )
     preset: str = field(default="tiny", metadata={"help": "Model size preset (tiny, mini, small, base)."})
+    model_family: str = field(
+        default="bert",
+        metadata={"help": "Family of the preset model: bert, roberta, albert, deberta-v2, modernbert, distilbert."},
+    )
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Start every arm from this checkpoint instead of a preset."}
     )
-    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Tokenizer (default: nsptask's)."})
-    corpus: list[str] | None = field(default=None, metadata={"help": "Corpus (default: the bundled sample)."})
     token_budget: int = field(
         default=800_000, metadata={"help": "Tokens (without padding) each arm sees in pretraining."}
     )
-    max_seq_length: int = field(default=128, metadata={"help": "Pretraining instance length."})
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "Pretraining batch size per device."})
+    tokens_per_update: int = field(
+        default=4096,
+        metadata={"help": "Tokens per optimizer update, over all processes; each arm's batch size follows from it."},
+    )
     learning_rate: float = field(default=1e-3, metadata={"help": "Pretraining learning rate."})
     eval_points: int = field(default=4, metadata={"help": "Evaluations during pretraining (learning curves)."})
-    validation_fraction: float = field(
-        default=0.2, metadata={"help": "Share of documents held out of pretraining (evaluation and downstream tasks)."}
-    )
     max_eval_samples: int = field(default=512, metadata={"help": "Instances per intrinsic evaluation."})
     probe_examples: int = field(default=1024, metadata={"help": "Labelled pairs for a sentence head an arm lacks."})
     probe_epochs: float = field(default=2.0, metadata={"help": "Epochs of that head's training (encoder frozen)."})
@@ -81,27 +114,64 @@ class AblateArguments:
     finetune_epochs: float = field(default=2.0, metadata={"help": "Epochs of each downstream fine-tuning."})
     finetune_learning_rate: float = field(default=5e-4, metadata={"help": "Downstream learning rate."})
     downstream_max_seq_length: int = field(default=64, metadata={"help": "Length of downstream inputs."})
+    task_test_fraction: float = field(
+        default=0.3, metadata={"help": "Share of the held-out documents in the downstream tasks' test sets."}
+    )
     ner_train_file: str | None = field(default=None, metadata={"help": "A CoNLL NER training file (user task)."})
     ner_validation_file: str | None = field(default=None, metadata={"help": "Its evaluation file."})
     classification_train_file: str | None = field(
         default=None, metadata={"help": "A sentence-pair classification training file (CSV/JSONL/Parquet)."}
     )
     classification_validation_file: str | None = field(default=None, metadata={"help": "Its evaluation file."})
-    text_column: str = field(default="sentence1", metadata={"help": "Classification: first text column."})
-    text_pair_column: str | None = field(default="sentence2", metadata={"help": "Classification: second text column."})
+    text_a_column: str = field(default="sentence1", metadata={"help": "Classification: first text column."})
+    text_b_column: str | None = field(default="sentence2", metadata={"help": "Classification: second text column."})
     label_column: str = field(default="label", metadata={"help": "Classification: label column."})
+    keep_checkpoints: bool = field(
+        default=False, metadata={"help": "Keep each arm's training checkpoints (default: the final model only)."}
+    )
 
     def __post_init__(self):
+        from .arguments import check_path_or_hub_id
+        from .modeling import FAMILIES, PRESETS
+
         for arm in self.arms:
             parse_arm(arm)
         if len(set(self.arms)) != len(self.arms):
             raise ValueError(f"Arms repeat: {self.arms}")
-        if not self.seeds:
-            raise ValueError("Give at least one seed.")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"Give one or more distinct seeds, got {self.seeds}.")
+        if self.preset not in PRESETS:
+            raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.model_family not in FAMILIES:
+            raise ValueError(f"--model_family must be one of {FAMILIES}, got {self.model_family!r}")
+        check_path_or_hub_id(self.model_name_or_path, "model folder", "model_name_or_path")
+        unknown = set(self.downstream) - {"segment-tagging", "nsp", "sop", "coherence"}
+        if unknown:
+            raise ValueError(
+                f"--downstream: unknown tasks {sorted(unknown)}; choose from segment-tagging, nsp, sop, coherence."
+            )
         if bool(self.ner_train_file) != bool(self.ner_validation_file):
             raise ValueError("Give both --ner_train_file and --ner_validation_file.")
         if bool(self.classification_train_file) != bool(self.classification_validation_file):
             raise ValueError("Give both --classification_train_file and --classification_validation_file.")
+        for name in (
+            "ner_train_file",
+            "ner_validation_file",
+            "classification_train_file",
+            "classification_validation_file",
+        ):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"--{name} {path}: no such file.")
+        if self.token_budget < self.tokens_per_update:
+            raise ValueError("--token_budget must be at least --tokens_per_update (one update).")
+        if self.text_b_column in ("none", ""):
+            self.text_b_column = None
+
+    @property
+    def updates(self) -> int:
+        """Optimizer updates per arm (the same for every arm)."""
+        return max(1, round(self.token_budget / self.tokens_per_update))
 
 
 def _arm_dir(arm: str) -> str:
@@ -148,180 +218,267 @@ def _quiet_trainer(trainer):
     return use_given_progress_callback(trainer)
 
 
-def _pretrain_arm(args: AblateArguments, arm: str, seed: int, tokenizer, out: Path) -> dict:
+def _split_seed(data_args, seed: int, vary: bool) -> int:
+    return data_args.split_seed + seed if vary else data_args.split_seed
+
+
+def _data(args: AblateArguments, data_args, data_format: str, tokenizer, seed: int, with_builder: bool = False):
+    """A format's instances under the study's split (the same for every arm asking for the format and seed)."""
+    from dataclasses import replace
+
+    from .builder import build_pretraining_dataset
+
+    options = replace(data_args, split_seed=_split_seed(data_args, seed, args.vary_split))
+    built = build_pretraining_dataset(
+        tokenizer=tokenizer, return_builder=with_builder, **options.builder_kwargs(data_format)
+    )
+    return built
+
+
+def _eval_sample(dataset, n: int):
+    """A seeded sample of held-out instances across all held-out documents (not the first ones in corpus order),
+    the same for every arm."""
+    if len(dataset) <= n:
+        return dataset
+    return dataset.shuffle(seed=EVAL_SAMPLE_SEED).select(range(n))
+
+
+def _documents_covered(dataset) -> int:
+    columns = [c for c in ("doc_index", "b_doc_index", "last_doc_index") if c in dataset.column_names]
+    return len({d for c in columns for d in dataset[c]})
+
+
+def initial_model_dir(root: Path, seed: int) -> Path:
+    return root / "init" / f"seed{seed}"
+
+
+def _initial_model(args: AblateArguments, data_args, tokenizer, seed: int, root: Path) -> str:
+    """Build the seed's initial model with every head once, and save it: every arm of this seed starts from it."""
+    from .distributed import is_main_process
+    from .modeling import build_model
+
+    out = initial_model_dir(root, seed)
+    if (out / "config.json").exists():
+        return str(out)
+    model, _ = build_model(
+        "mlm+nsp",
+        tokenizer,
+        args.model_name_or_path,
+        args.preset,
+        seed=seed,
+        family=args.model_family,
+        max_position_embeddings=max(512, data_args.max_seq_length),
+    )
+    if is_main_process():
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokenizer, init_dir: str, out: Path) -> dict:
+    from dataclasses import replace
+
+    import pyarrow.compute as pc
+
     from .training import NspTrainingArguments, pretrain
 
     objective, data_format = parse_arm(arm)
-    train, validation = _split_data(args, data_format, tokenizer)
-    mean_length = float(sum(len(x) for x in train["input_ids"])) / len(train)
-    steps = max(1, math.ceil(args.token_budget / (args.per_device_train_batch_size * mean_length)))
-    eval_steps = max(1, steps // max(args.eval_points, 1))
-    # Learning curves: an MLM arm is evaluated on held-out packed text, a sentence arm on held-out pairs of its
-    # own format (MLM and its sentence task). The final intrinsic MLM column uses one shared set for all arms.
-    if objective == "mlm":
-        evaluation = _mlm_eval_set(args, tokenizer)
-    else:
-        evaluation = validation
+    data, builder = _data(args, data_args, data_format, tokenizer, seed, with_builder=True)
+    train = data["train"]
+    mean_length = float(pc.mean(pc.list_value_length(train.data.column("input_ids"))).as_py())
+    world = _world_size()
+    batch = max(1, round(args.tokens_per_update / (mean_length * world)))
+    eval_steps = max(1, args.updates // max(args.eval_points, 1))
+    evaluation = _eval_sample(data["validation"], args.max_eval_samples)
     training_args = NspTrainingArguments(
         output_dir=str(out),
         objective=objective,
-        data_format=data_format,
-        preset=args.preset,
-        model_name_or_path=args.model_name_or_path,
-        max_seq_length=args.max_seq_length,
-        per_device_train_batch_size=args.per_device_train_batch_size,
+        model_name_or_path=init_dir,
+        per_device_train_batch_size=batch,
         learning_rate=args.learning_rate,
-        max_steps=steps,
+        max_steps=args.updates,
         eval_strategy="steps",
         eval_steps=eval_steps,
         save_steps=eval_steps,
         logging_steps=max(1, eval_steps // 2),
         seed=seed,
+        overwrite_output_dir=True,
         **_quiet_args(),
     )
     resume = any(out.glob("checkpoint-*"))
+    arm_data = replace(data_args, data_format=data_format, split_seed=_split_seed(data_args, seed, args.vary_split))
     result = pretrain(
         training_args,
+        arm_data,
         train_dataset=train,
         eval_dataset=evaluation,
         tokenizer=tokenizer,
         callbacks=_bars_only(),
         resume_from_checkpoint=True if resume else None,
     )
+    from .distributed import is_main_process
+    from .training import PRETRAINING_DOCUMENTS_FILE, training_document_hashes
+
+    if is_main_process():  # the record that lets the downstream tasks check they use no pretraining document
+        np.save(out / PRETRAINING_DOCUMENTS_FILE, training_document_hashes(builder))
+    state = result.trainer.state
+    collator = result.trainer.data_collator
     curve = [
         {k: v for k, v in entry.items() if k.startswith("eval_") or k in ("step", "num_input_tokens_seen")}
-        for entry in result.trainer.state.log_history
+        for entry in state.log_history
         if "eval_loss" in entry
     ]
+    if not args.keep_checkpoints:
+        for checkpoint in out.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    final = curve[-1] if curve else {}
     return {
         "arm": arm,
         "objective": objective,
         "data_format": data_format,
         "seed": seed,
-        "steps": result.trainer.state.global_step,
-        "tokens_seen": result.metrics.get("num_input_tokens_seen"),
+        "initial_model": init_dir,
+        "updates": int(state.global_step),
+        "tokens_seen": int(state.num_input_tokens_seen),
+        "sequences_seen": int(collator.counts.get("sequences", 0)) * world,
+        "per_device_train_batch_size": batch,
+        "world_size": world,
         "train_loss": result.metrics.get("train_loss"),
         "mean_instance_length": mean_length,
+        "in_format_mlm_accuracy": final.get("eval_mlm_accuracy"),
+        "in_format_eval_instances": len(evaluation),
         "learning_curve": curve,
         "model_dir": str(out),
     }
 
 
-def _source(args: AblateArguments):
-    return args.corpus[0] if args.corpus and len(args.corpus) == 1 else args.corpus
+def _world_size() -> int:
+    import os
+
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
-def _split_data(args: AblateArguments, data_format: str, tokenizer):
-    """The study's instances of one format: all training instances, and at most ``max_eval_samples`` held-out
-    ones (the same for every arm that asks)."""
-    from .builder import build_pretraining_dataset
+def _predict(trainer, dataset):
+    out = trainer.predict(dataset)
+    return out.predictions, out.label_ids
 
-    data = build_pretraining_dataset(
-        _source(args),
-        format=data_format,
-        tokenizer=tokenizer,
-        max_seq_length=args.max_seq_length,
-        validation_fraction=args.validation_fraction,
+
+def _mlm_examples(args, data_args, model_dir: str, tokenizer, seed: int, out: Path) -> dict:
+    """MLM on the neutral format, the same instances and masks for every arm: per-sequence correct and total."""
+    from .collator import PretrainingCollator
+    from .modeling import load_pretraining_model, model_capabilities
+    from .training import NspTrainer, _model_columns, _with_index
+
+    evaluation = _eval_sample(
+        _data(args, data_args, MLM_EVAL_FORMAT, tokenizer, seed)["validation"], args.max_eval_samples
     )
-    return data["train"], data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
-
-
-def _mlm_eval_set(args: AblateArguments, tokenizer):
-    return _split_data(args, "full-sentences", tokenizer)[1]
-
-
-def _intrinsic(args: AblateArguments, pretrained: dict, seed: int, tokenizer, out: Path) -> dict:
-    """MLM on the shared packed evaluation set; NSP and SOP with the own head or a briefly trained one."""
+    model = load_pretraining_model(model_dir, "mlm")
+    capabilities = model_capabilities(model.config, tokenizer)
     import transformers
 
-    from .collator import PretrainingCollator
-    from .metrics import pretraining_compute_metrics
-    from .modeling import enable_sparse_mlm
-
-    model_dir = pretrained["model_dir"]
-    objective, data_format = pretrained["objective"], pretrained["data_format"]
-    metrics: dict[str, Any] = {}
-    # MLM: every arm on the same held-out packed text.
-    mlm_model = transformers.AutoModelForMaskedLM.from_pretrained(model_dir)
-    enable_sparse_mlm(mlm_model)
-    trainer = transformers.Trainer(
-        model=mlm_model,
+    trainer = NspTrainer(
+        model=model,
         args=transformers.TrainingArguments(
             output_dir=str(out / "mlm"),
             per_device_eval_batch_size=64,
+            remove_unused_columns=False,
             label_names=["labels"],
-            batch_eval_metrics=True,
             **_quiet_args(),
         ),
-        data_collator=PretrainingCollator(tokenizer, seed=seed),
-        compute_metrics=pretraining_compute_metrics("mlm"),
+        # A fixed masking seed: every arm sees exactly the same masked positions and replacements.
+        data_collator=PretrainingCollator(tokenizer, seed=EVAL_SAMPLE_SEED, token_types=capabilities.token_types),
+        mlm_key="labels",
     )
     _quiet_trainer(trainer)
-    evaluation = _mlm_eval_set(args, tokenizer)
-    mlm = trainer.evaluate(evaluation.remove_columns([c for c in evaluation.column_names if c != "input_ids"]))
-    metrics["mlm_accuracy"] = mlm["eval_mlm_accuracy"]
-    metrics["mlm_perplexity"] = mlm["eval_mlm_perplexity"]
-    # Sentence tasks.
-    for task in ("nsp", "sop"):
-        train, evaluation = _split_data(args, task, tokenizer)
-        label = "next_sentence_label" if task == "nsp" else "sentence_order_label"
-        own_head = objective != "mlm" and (data_format == "sop") == (task == "sop")
-        if own_head:
-            metrics[f"{task}_accuracy"] = _own_head_accuracy(model_dir, evaluation, label, tokenizer, out / task)
-            metrics[f"{task}_scored_with"] = "own head"
-        else:
-            train = train.shuffle(seed=0).select(range(min(args.probe_examples, len(train))))
-            metrics[f"{task}_accuracy"] = _probe_accuracy(
-                args, model_dir, train, evaluation, label, tokenizer, seed, out / task
-            )
-            metrics[f"{task}_scored_with"] = "probe (head trained, encoder frozen)"
-    return metrics
+    columns = ["input_ids", "attention_mask"] + (["token_type_ids"] if capabilities.token_types == "keep" else [])
+    (predictions, _, counts), labels = _predict(trainer, _model_columns(_with_index(evaluation), columns))
+    correct = ((predictions == labels) & (labels != -100)).sum(-1)
+    return {
+        "correct": correct.astype(int).tolist(),
+        "total": (labels != -100).sum(-1).astype(int).tolist(),
+        "instances": len(evaluation),
+        "documents": _documents_covered(evaluation),
+    }
 
 
-def _baselines(args: AblateArguments, tokenizer) -> dict:
-    """What topic alone scores on the held-out NSP and SOP pairs (no model): the report's reference line."""
-    from .baselines import overlap_baseline
+def _sentence_examples(args, data_args, pretrained: dict, task: str, tokenizer, seed: int, out: Path) -> dict:
+    """NSP or SOP accuracy per held-out pair: with the arm's own head when it was trained for the task, else with
+    a fresh head trained on a fixed labelled set, the encoder frozen."""
+    import transformers
 
-    result = {}
-    for task, label in (("nsp", "next_sentence_label"), ("sop", "sentence_order_label")):
-        train, evaluation = _split_data(args, task, tokenizer)
-        result[task] = overlap_baseline(train, evaluation, label, tokenizer.all_special_ids)
-    return result
+    from .modeling import load_pretraining_model, model_capabilities, sentence_label_argument
+    from .training import NspTrainer, _model_columns, _rename_sentence_label
+
+    data = _data(args, data_args, task, tokenizer, seed)
+    evaluation = _eval_sample(data["validation"], args.max_eval_samples)
+    label = "next_sentence_label" if task == "nsp" else "sentence_order_label"
+    truth = np.asarray(evaluation[label])
+    objective, data_format = pretrained["objective"], pretrained["data_format"]
+    own_head = objective != "mlm" and (data_format == "sop") == (task == "sop")
+    model_dir = pretrained["model_dir"]
+    if own_head:
+        model = load_pretraining_model(model_dir)
+        capabilities = model_capabilities(model.config, tokenizer)
+        key = sentence_label_argument(model)
+        trainer = NspTrainer(
+            model=model,
+            args=transformers.TrainingArguments(
+                output_dir=str(out / task),
+                per_device_eval_batch_size=64,
+                remove_unused_columns=False,
+                label_names=[key],
+                **_quiet_args(),
+            ),
+            data_collator=transformers.DataCollatorWithPadding(tokenizer),
+            sentence_key=key,
+        )
+        columns = ["input_ids", "attention_mask", key] + (
+            ["token_type_ids"] if capabilities.token_types == "keep" else []
+        )
+        dataset = _model_columns(_rename_sentence_label(evaluation, key), columns)
+        predictions, _ = _predict(
+            _quiet_trainer(trainer),
+            dataset.remove_columns(["instance_index"]) if "instance_index" in dataset.column_names else dataset,
+        )
+        logits = predictions[-1] if isinstance(predictions, tuple) else predictions
+        scored_with = "own head"
+    else:
+        train = data["train"].shuffle(seed=EVAL_SAMPLE_SEED).select(range(min(args.probe_examples, len(data["train"]))))
+        logits = _probe(args, model_dir, train, evaluation, label, tokenizer, seed, out / task)
+        scored_with = "probe (head trained, encoder frozen)"
+    correct = (np.asarray(logits).argmax(-1) == truth).astype(int)
+    share = float(truth.mean()) if len(truth) else 0.0
+    return {
+        "correct": correct.tolist(),
+        "majority": max(share, 1 - share),
+        "scored_with": scored_with,
+        "instances": len(evaluation),
+        "documents": _documents_covered(evaluation),
+    }
 
 
-def _pairs(dataset, label: str):
-    keep = ["input_ids", "token_type_ids", label]
+def _pairs(dataset, label: str, token_types: str):
+    keep = ["input_ids", label] + (["token_type_ids"] if token_types == "keep" else [])
     return dataset.remove_columns([c for c in dataset.column_names if c not in keep]).rename_column(label, "labels")
 
 
-def _own_head_accuracy(model_dir: str, evaluation, label: str, tokenizer, out: Path) -> float:
-    import numpy as np
-    import torch
+def _probe(args, model_dir, train, evaluation, label, tokenizer, seed, out: Path):
+    """A fresh sentence-classification head on the frozen encoder, trained briefly on a fixed labelled set;
+    returns its logits on the evaluation pairs."""
     import transformers
 
-    model = transformers.AutoModelForPreTraining.from_pretrained(model_dir).eval()
-    collator = transformers.DataCollatorWithPadding(tokenizer)
-    data = _pairs(evaluation, label)
-    correct = 0
-    for start in range(0, len(data), 64):
-        batch = collator([data[i] for i in range(start, min(start + 64, len(data)))])
-        labels = batch.pop("labels")
-        with torch.no_grad():
-            outputs = model(**batch)
-        logits = getattr(outputs, "seq_relationship_logits", None)
-        if logits is None:
-            logits = outputs.sop_logits
-        correct += int((logits.argmax(-1) == labels).sum())
-    return float(correct / max(len(data), 1)) if len(data) else float(np.nan)
+    from .modeling import model_capabilities
 
-
-def _probe_accuracy(args, model_dir, train, evaluation, label, tokenizer, seed, out: Path) -> float:
-    """A fresh sentence-classification head on the frozen encoder, trained briefly on a fixed labelled set."""
-    import transformers
-
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    config = transformers.AutoConfig.from_pretrained(model_dir)
+    config.num_labels = 2
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir, config=config)
+    capabilities = model_capabilities(model.config, tokenizer)
+    prefix = model.base_model_prefix + "."
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = not name.startswith(model.base_model_prefix + ".") or ".pooler." in name
+        parameter.requires_grad = not name.startswith(prefix) or ".pooler." in name
     trainer = transformers.Trainer(
         model=model,
         args=transformers.TrainingArguments(
@@ -335,17 +492,55 @@ def _probe_accuracy(args, model_dir, train, evaluation, label, tokenizer, seed, 
             seed=seed,
             **_quiet_args(),
         ),
-        train_dataset=_pairs(train, label),
+        train_dataset=_pairs(train, label, capabilities.token_types),
         data_collator=transformers.DataCollatorWithPadding(tokenizer),
-        compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
     )
     _quiet_trainer(trainer)
     trainer.train()
-    return trainer.evaluate(_pairs(evaluation, label))["eval_accuracy"]
+    return trainer.predict(_pairs(evaluation, label, capabilities.token_types)).predictions
 
 
-def _downstream(args: AblateArguments, task: str, model_dir: str, seed: int, tokenizer, out: Path) -> dict:
-    from .finetuning import FinetuneArguments, finetune
+def _intrinsic(args, data_args, pretrained: dict, seed: int, tokenizer, out: Path) -> dict:
+    metrics: dict[str, Any] = {"mlm": _mlm_examples(args, data_args, pretrained["model_dir"], tokenizer, seed, out)}
+    mlm = metrics["mlm"]
+    metrics["mlm_accuracy"] = sum(mlm["correct"]) / max(sum(mlm["total"]), 1)
+    for task in ("nsp", "sop"):
+        result = _sentence_examples(args, data_args, pretrained, task, tokenizer, seed, out)
+        metrics[task] = result
+        metrics[f"{task}_accuracy"] = float(np.mean(result["correct"])) if result["correct"] else float("nan")
+        metrics[f"{task}_scored_with"] = result["scored_with"]
+    return metrics
+
+
+def _baselines(args, data_args, tokenizer, seed: int) -> dict:
+    """What topic alone scores on the held-out NSP and SOP pairs the arms are scored on (no model)."""
+    from .baselines import overlap_baseline
+
+    result = {}
+    for task, label in (("nsp", "next_sentence_label"), ("sop", "sentence_order_label")):
+        data = _data(args, data_args, task, tokenizer, seed)
+        evaluation = _eval_sample(data["validation"], args.max_eval_samples)
+        result[task] = overlap_baseline(data["train"], evaluation, label, tokenizer.all_special_ids, per_example=True)
+    return result
+
+
+def _entity_counts(true_rows: list[list[str]], pred_rows: list[list[str]]) -> list[list[int]]:
+    """Per sentence: (true positives, false positives, false negatives) of seqeval entities."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    counts = []
+    for true, pred in zip(true_rows, pred_rows):
+        t, p = set(get_entities(true)), set(get_entities(pred))
+        counts.append([len(t & p), len(p - t), len(t - p)])
+    return counts
+
+
+def _downstream(args, data_args, task: str, model_dir: str, seed: int, tokenizer, out: Path) -> dict:
+    from dataclasses import replace
+
+    from .finetuning import TOKEN_TASKS, FinetuneArguments, _model_inputs, finetune
+    from .modeling import model_capabilities
+    from .token_classification import word_predictions
 
     kwargs: dict[str, Any] = {}
     if task == "ner":
@@ -354,32 +549,81 @@ def _downstream(args: AblateArguments, task: str, model_dir: str, seed: int, tok
         kwargs = {
             "train_file": args.classification_train_file,
             "validation_file": args.classification_validation_file,
-            "text_column": args.text_column,
-            "text_pair_column": args.text_pair_column,
+            "text_a_column": args.text_a_column,
+            "text_b_column": args.text_b_column,
             "label_column": args.label_column,
         }
     finetune_args = FinetuneArguments(
         output_dir=str(out),
         task=task,
         model_name_or_path=model_dir,
-        corpus=args.corpus,
-        max_seq_length=args.downstream_max_seq_length,
         num_train_epochs=args.finetune_epochs,
         learning_rate=args.finetune_learning_rate,
-        validation_fraction=args.validation_fraction,
+        task_test_fraction=args.task_test_fraction,
         seed=seed,
         eval_strategy="no",
         save_strategy="no",
+        overwrite_output_dir=True,
         **_quiet_args(),
         **kwargs,
     )
-    result = finetune(finetune_args, tokenizer=tokenizer, callbacks=_bars_only())
-    metric = "eval_f1" if task in ("segment-tagging", "ner") else "eval_accuracy"
+    task_data = replace(
+        data_args,
+        max_seq_length=args.downstream_max_seq_length,
+        split_seed=_split_seed(data_args, seed, args.vary_split),
+    )
+    result = finetune(finetune_args, task_data, tokenizer=tokenizer, callbacks=_bars_only())
+    metric = "eval_f1" if task in TOKEN_TASKS else "eval_accuracy"
+    # Per-example results on the task's test set, for the report's intervals.
+    from .finetuning import _load_task_data
+
+    data, names = _load_task_data(finetune_args, task_data, tokenizer, seed=task_data.instance_seed)
+    capabilities = model_capabilities(result.trainer.model.config, tokenizer)
+    test = data["validation"]
+    output = result.trainer.predict(_model_inputs(test, capabilities.token_types))
+    predictions = np.asarray(output.predictions)
+    examples: dict[str, Any] = {"instances": len(test)}
+    if task in TOKEN_TASKS:
+        true_tags, pred_tags = word_predictions(predictions.argmax(-1), np.asarray(output.label_ids), names)
+        examples["entity_counts"] = _entity_counts(true_tags, pred_tags)
+        if task == "segment-tagging":
+            examples["documents"] = len(set(test["a_doc"]) | set(test["b_doc"]))
+            switched = [s >= 0 for s in test["switch"]]
+            share = float(np.mean(switched)) if switched else 0.0
+            examples["window_majority"] = max(share, 1 - share)
+        # The F1 of predicting the majority label on every text token (all L), the reference for "at chance".
+        examples["majority_entity_counts"] = _entity_counts(true_tags, [_majority_row(row) for row in true_tags])
+    else:
+        labels = np.asarray(output.label_ids)
+        examples["correct"] = (predictions.argmax(-1) == labels).astype(int).tolist()
+        share = np.bincount(labels, minlength=len(names)) / max(len(labels), 1)
+        examples["majority"] = float(share.max())
+        if "a_doc" in test.column_names:
+            examples["documents"] = len(set(test["a_doc"]) | set(test["b_doc"]))
+    if not args.keep_checkpoints:
+        for checkpoint in out.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return {
         "score": result.metrics[metric],
         "metric": metric[5:],
         "metrics": {k: v for k, v in result.metrics.items() if k.startswith("eval_") and isinstance(v, (int, float))},
+        "examples": examples,
     }
+
+
+def _majority_row(row: list[str]) -> list[str]:
+    """The row's text tokens all tagged with the row's most frequent entity type, as one IOB2 entity per run of
+    text (special tokens, tagged O in the truth, stay O)."""
+    kinds = [t.split("-")[-1] for t in row if t != "O"]
+    kind = max(set(kinds), key=kinds.count) if kinds else None
+    out, previous = [], "O"
+    for tag in row:
+        if tag == "O" or kind is None:
+            out.append("O")
+        else:
+            out.append(("I-" if previous != "O" else "B-") + kind)
+        previous = out[-1]
+    return out
 
 
 def downstream_tasks(args: AblateArguments) -> list[str]:
@@ -391,8 +635,16 @@ def downstream_tasks(args: AblateArguments) -> list[str]:
     return tasks
 
 
-def run_study(args: AblateArguments) -> dict:
+def _folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run_study(args: AblateArguments, data_args=None) -> dict:
     """Run (or continue) a study and write its report. Returns the collected results.
+
+    Args:
+        args (`AblateArguments`): Arms, seeds, budget, model and evaluation options.
+        data_args (`DataArguments`, *optional*): Corpus, tokenizer, length and split (default: the bundled corpus).
 
     Example:
         ```python
@@ -402,49 +654,78 @@ def run_study(args: AblateArguments) -> dict:
     """
     import transformers
 
+    from .arguments import DataArguments
     from .distributed import is_main_process
     from .report import write_report
     from .tokenization import load_tokenizer
 
+    data_args = (data_args or DataArguments()).resolve_split()
     transformers.logging.set_verbosity_error()  # per-run load reports would drown the progress bars
     started = time.time()
     root = Path(args.output_dir)
-    tokenizer = load_tokenizer(args.tokenizer_name_or_path or args.model_name_or_path)
+    tokenizer = load_tokenizer(data_args.tokenizer_name_or_path or args.model_name_or_path)
+    runs_total = len(args.arms) * len(args.seeds)
+    done_before = sum(
+        (root / "runs" / _arm_dir(a) / f"seed{s}" / "pretrain" / "done.json").exists()
+        for a in args.arms
+        for s in args.seeds
+    )
     if is_main_process():
         root.mkdir(parents=True, exist_ok=True)
-        (root / "study.json").write_text(json.dumps(asdict(args), indent=2))
-        if args.tokenizer_name_or_path is None and args.model_name_or_path is None:
+        study = {"ablate": asdict(args), "data": data_args.to_dict(), "updates": args.updates}
+        (root / "study.json").write_text(json.dumps(study, indent=2, default=str))
+        if data_args.tokenizer_name_or_path is None and args.model_name_or_path is None:
             tokenizer.save_pretrained(root / "tokenizer")
-    baseline_step = _Step(root / "baselines")
-    baseline_step.result() or baseline_step.finish(_baselines(args, tokenizer))
+        print(
+            f"nsptask ablate: writing to {root.resolve()}"
+            + (f" (resumed: {done_before} of {runs_total} runs done)" if done_before else "")
+        )
     runs = []
-    total = len(args.arms) * len(args.seeds)
-    for i, (arm, seed) in enumerate(((a, s) for a in args.arms for s in args.seeds), start=1):
-        run_dir = root / "runs" / _arm_dir(arm) / f"seed{seed}"
-        logger.warning("nsptask ablate: run %d/%d: %s, seed %d", i, total, arm, seed)
-        pre_step = _Step(run_dir / "pretrain")
-        pretrained = pre_step.result() or pre_step.finish(
-            _pretrain_arm(args, arm, seed, tokenizer, run_dir / "pretrain")
-        )
-        intr_step = _Step(run_dir / "intrinsic")
-        intrinsic = intr_step.result() or intr_step.finish(
-            _intrinsic(args, pretrained, seed, tokenizer, run_dir / "intrinsic")
-        )
-        downstream = {}
-        for task in downstream_tasks(args):
-            step = _Step(run_dir / "downstream" / task)
-            downstream[task] = step.result() or step.finish(
-                _downstream(args, task, pretrained["model_dir"], seed, tokenizer, run_dir / "downstream" / task)
+    for seed in args.seeds:
+        baseline_step = _Step(root / "baselines" / f"split{_split_seed(data_args, seed, args.vary_split)}")
+        baseline_step.result() or baseline_step.finish(_baselines(args, data_args, tokenizer, seed))
+        init_dir = None
+        for arm in args.arms:
+            run_dir = root / "runs" / _arm_dir(arm) / f"seed{seed}"
+            pre_step = _Step(run_dir / "pretrain")
+            pretrained = pre_step.result()
+            if pretrained is None:
+                init_dir = init_dir or _initial_model(args, data_args, tokenizer, seed, root)
+                pretrained = pre_step.finish(
+                    _pretrain_arm(args, data_args, arm, seed, tokenizer, init_dir, run_dir / "pretrain")
+                )
+            intr_step = _Step(run_dir / "intrinsic")
+            intrinsic = intr_step.result() or intr_step.finish(
+                _intrinsic(args, data_args, pretrained, seed, tokenizer, run_dir / "intrinsic")
             )
-        runs.append(
-            {"arm": arm, "seed": seed, "pretrain": pretrained, "intrinsic": intrinsic, "downstream": downstream}
-        )
+            downstream = {}
+            for task in downstream_tasks(args):
+                step = _Step(run_dir / "downstream" / task)
+                downstream[task] = step.result() or step.finish(
+                    _downstream(
+                        args, data_args, task, pretrained["model_dir"], seed, tokenizer, run_dir / "downstream" / task
+                    )
+                )
+            runs.append(
+                {"arm": arm, "seed": seed, "pretrain": pretrained, "intrinsic": intrinsic, "downstream": downstream}
+            )
     elapsed = time.time() - started
     if is_main_process():
         timing_file = root / "timing.json"
         timing = json.loads(timing_file.read_text()) if timing_file.exists() else {"wall_seconds": 0.0, "sessions": 0}
         timing["wall_seconds"] += elapsed
         timing["sessions"] += 1
+        timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), _peak_rss_mb())
+        timing["size_mb"] = round(_folder_size(root) / 2**20, 1)
         timing_file.write_text(json.dumps(timing, indent=2))
         write_report(root)
+        print(f"nsptask ablate: {root.resolve()} holds {timing['size_mb']:.0f} MB")
     return {"runs": runs, "wall_seconds": elapsed}
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024

@@ -1,13 +1,15 @@
-"""Tokenizers: a BERT-style WordPiece tokenizer trained locally, loading any other, and a fast path.
+"""Tokenizers: BERT-style WordPiece, byte-level BPE (RoBERTa) and SentencePiece-style Unigram (ALBERT,
+DeBERTa-v3) tokenizers trained locally on a corpus, loading any other, and a fast path.
 
 Nothing here touches the Hugging Face Hub unless the user passes a Hub id. The default tokenizer is
-trained with the ``tokenizers`` library on the bundled corpus the first time it is asked for, and
-cached under ``$NSPTASK_CACHE`` (default ``~/.cache/nsptask``) as a normal tokenizer directory that
-``AutoTokenizer.from_pretrained`` loads.
+an 8k WordPiece vocabulary trained on the bundled corpus and shipped with the package; ``nsptask
+tokenizer`` (:func:`train_tokenizer`) trains one on the user's corpus, Chinese included (one token per CJK
+character, as BERT's Chinese model does; whole-word masking finds Chinese words with jieba).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 
 __all__ = [
     "train_wordpiece_tokenizer",
+    "train_tokenizer",
+    "TOKENIZER_MODELS",
     "default_tokenizer",
     "load_tokenizer",
     "check_pair_tokenizer",
@@ -23,6 +27,9 @@ __all__ = [
 ]
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TOKENIZER_MODELS = ("wordpiece", "bpe", "unigram")
+# CJK ideographs (and their extensions and compatibility forms): one token each, as BERT's Chinese model.
+_CJK_PATTERN = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002f800-\U0002fa1f]"
 
 
 def cache_dir() -> Path:
@@ -63,39 +70,151 @@ def train_wordpiece_tokenizer(
         True
         ```
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    return train_tokenizer(
+        texts,
+        model="wordpiece",
+        vocab_size=vocab_size,
+        lowercase=lowercase,
+        min_frequency=min_frequency,
+        output_dir=output_dir,
+        model_max_length=model_max_length,
+    )
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    model: str = "wordpiece",
+    vocab_size: int = 8000,
+    lowercase: bool | None = None,
+    language: str = "en",
+    min_frequency: int = 2,
+    output_dir: str | os.PathLike | None = None,
+    model_max_length: int = 512,
+):
+    """Train a tokenizer of one of the three families encoders use, with the ``tokenizers`` library.
+
+    | model | like | pieces | special tokens | pair template |
+    |---|---|---|---|---|
+    | ``wordpiece`` | BERT, DistilBERT | ``##`` continuations, BERT normaliser | ``[PAD] [UNK] [CLS] [SEP] [MASK]`` | ``[CLS] A [SEP] B [SEP]``, types 0/1 |
+    | ``bpe`` | RoBERTa, ModernBERT | byte-level, ``Ġ`` word starts, no unknown token | ``<s> <pad> </s> <unk> <mask>`` | ``<s> A </s></s> B </s>``, types 0 |
+    | ``unigram`` | ALBERT, DeBERTa-v3 (SentencePiece) | ``▁`` word starts, NFKC | ``<pad> <unk> [CLS] [SEP] [MASK]`` | ``[CLS] A [SEP] B [SEP]``, types 0/1 |
+
+    With ``language="zh"`` (or ``ja``) every CJK character is a token of its own (BERT's Chinese model does
+    this; whole-word masking then finds words with jieba).
+
+    Args:
+        texts (`Iterable[str]`): Training text, e.g. the corpus's sentences.
+        model (`str`, *optional*, defaults to `"wordpiece"`): ``wordpiece``, ``bpe`` or ``unigram``.
+        vocab_size (`int`, *optional*, defaults to 8000): Vocabulary size.
+        lowercase (`bool`, *optional*): Lowercase the text (WordPiece also strips accents). Default: `True` for
+            WordPiece and Unigram (BERT-uncased, ALBERT), `False` for BPE (RoBERTa is cased).
+        language (`str`, *optional*, defaults to `"en"`): ``zh``/``ja`` split CJK characters one per token.
+        min_frequency (`int`, *optional*, defaults to 2): Minimum frequency of a merge (WordPiece, BPE).
+        output_dir (`str`, *optional*): Save the tokenizer there (``save_pretrained``).
+        model_max_length (`int`, *optional*, defaults to 512): Stored in the tokenizer config.
+
+    Returns:
+        `transformers.PreTrainedTokenizerFast`
+
+    Example:
+        ```python
+        >>> from nsptask.tokenization import train_tokenizer
+        >>> tok = train_tokenizer(["Paris is the capital of France."] * 10, model="bpe", vocab_size=300)
+        >>> tok.convert_ids_to_tokens(tok(" Paris")["input_ids"])[1]
+        'ĠParis'
+        ```
+    """
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
-        continuing_subword_prefix="##",
-        show_progress=False,
-    )
+    if model not in TOKENIZER_MODELS:
+        raise ValueError(f"Unknown tokenizer model {model!r}: expected one of {TOKENIZER_MODELS}")
+    if lowercase is None:
+        lowercase = model != "bpe"
+    cjk = language.split("-")[0].lower() in ("zh", "ja")
+    isolate_cjk = pre_tokenizers.Split(Regex(_CJK_PATTERN), behavior="isolated")
+    if model == "wordpiece":
+        specials = dict(unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+        tokenizer.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase
+        )
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            continuing_subword_prefix="##",
+            show_progress=False,
+        )
+        tokenizer.decoder = decoders.WordPiece(prefix="##")
+        input_names = ["input_ids", "token_type_ids", "attention_mask"]
+    elif model == "bpe":
+        specials = dict(
+            bos_token="<s>",
+            eos_token="</s>",
+            unk_token="<unk>",
+            sep_token="</s>",
+            cls_token="<s>",
+            pad_token="<pad>",
+            mask_token=AddedToken("<mask>", lstrip=True, special=True),
+        )
+        tokenizer = Tokenizer(models.BPE())
+        if lowercase:
+            tokenizer.normalizer = normalizers.Lowercase()
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([isolate_cjk, byte_level]) if cjk else byte_level
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tokenizer.decoder = decoders.ByteLevel()
+        input_names = ["input_ids", "attention_mask"]
+    else:
+        specials = dict(unk_token="<unk>", pad_token="<pad>", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+        tokenizer = Tokenizer(models.Unigram())
+        steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+        tokenizer.normalizer = normalizers.Sequence(steps)
+        metaspace = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first" if cjk else "always")
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([isolate_cjk, metaspace]) if cjk else metaspace
+        trainer = trainers.UnigramTrainer(
+            vocab_size=vocab_size,
+            special_tokens=["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"],
+            unk_token="<unk>",
+            show_progress=False,
+        )
+        tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first" if cjk else "always")
+        input_names = ["input_ids", "token_type_ids", "attention_mask"]
     tokenizer.train_from_iterator(_iter_strings(texts), trainer=trainer)
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS]:0 $A:0 [SEP]:0",
-        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    cls, sep = specials["cls_token"], specials["sep_token"]
+    cls_id, sep_id = tokenizer.token_to_id(cls), tokenizer.token_to_id(sep)
+    if model == "bpe":
+        tokenizer.post_processor = processors.RobertaProcessing((sep, sep_id), (cls, cls_id), add_prefix_space=False)
+    else:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{cls}:0 $A:0 {sep}:0",
+            pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+            special_tokens=[(cls, cls_id), (sep, sep_id)],
+        )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
         model_max_length=model_max_length,
-        do_lower_case=lowercase,
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        model_input_names=input_names,
+        **({"do_lower_case": lowercase} if model == "wordpiece" else {}),
+        **specials,
     )
     if output_dir is not None:
         fast.save_pretrained(output_dir)
@@ -134,12 +253,10 @@ def default_tokenizer(vocab_size: int = 8000, lowercase: bool = True):
     Returns:
         `transformers.PreTrainedTokenizerFast`
     """
-    from transformers import AutoTokenizer
-
     from .corpus import iter_documents
 
     if (vocab_size, lowercase) == (8000, True) and (bundled_tokenizer_path() / "tokenizer.json").exists():
-        return AutoTokenizer.from_pretrained(str(bundled_tokenizer_path()))
+        return _from_pretrained(str(bundled_tokenizer_path()))
     path = cache_dir() / "tokenizers" / f"enwiki-sample-wordpiece-{vocab_size}-{'uncased' if lowercase else 'cased'}"
     if not (path / "tokenizer.json").exists():
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -151,7 +268,22 @@ def default_tokenizer(vocab_size: int = 8000, lowercase: bool = True):
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    return AutoTokenizer.from_pretrained(str(path))
+    return _from_pretrained(str(path))
+
+
+def _from_pretrained(name_or_path: str):
+    """Load a tokenizer. A local folder whose ``tokenizer_config.json`` names a fast tokenizer class is loaded
+    with that class directly: ``AutoTokenizer`` imports torch (through the model configs), which building data
+    does not need."""
+    import transformers
+
+    config_file = Path(name_or_path) / "tokenizer_config.json"
+    if config_file.is_file() and (Path(name_or_path) / "tokenizer.json").is_file():
+        name = json.loads(config_file.read_text()).get("tokenizer_class") or ""
+        cls = getattr(transformers, name, None) if name else None
+        if cls is not None and (name.endswith("Fast") or name == "TokenizersBackend"):
+            return cls.from_pretrained(name_or_path)
+    return transformers.AutoTokenizer.from_pretrained(name_or_path)
 
 
 def load_tokenizer(name_or_path: Any = None, vocab_size: int = 8000, lowercase: bool = True):
@@ -165,9 +297,7 @@ def load_tokenizer(name_or_path: Any = None, vocab_size: int = 8000, lowercase: 
         return default_tokenizer(vocab_size=vocab_size, lowercase=lowercase)
     if not isinstance(name_or_path, (str, os.PathLike)):
         return name_or_path
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(os.fspath(name_or_path))
+    return _from_pretrained(os.fspath(name_or_path))
 
 
 def check_pair_tokenizer(tokenizer, needs_pair: bool = True) -> None:

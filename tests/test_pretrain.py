@@ -13,11 +13,12 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from nsptask.arguments import DataArguments
 from nsptask.modeling import build_model
 from nsptask.training import NspTrainingArguments, pretrain
 
+DATA64 = DataArguments(max_seq_length=64)
 QUICK = dict(
-    max_seq_length=64,
     per_device_train_batch_size=16,
     per_device_eval_batch_size=32,
     logging_steps=4,
@@ -39,7 +40,7 @@ def test_each_objective_trains_losses_fall_and_parameters_change(tokenizer, tmp_
     model, _ = build_model(objective, tokenizer, preset="tiny", seed=args.seed)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     initial = copy.deepcopy(model)
-    result = pretrain(args, tokenizer=tokenizer, model=model)
+    result = pretrain(args, DATA64, tokenizer=tokenizer, model=model)
     losses = [entry["loss"] for entry in result.trainer.state.log_history if "loss" in entry]
     assert len(losses) == steps // 4
     # The objective's loss on a fixed batch of training instances, before and after.
@@ -64,14 +65,16 @@ def test_each_objective_trains_losses_fall_and_parameters_change(tokenizer, tmp_
 
 def test_sop_data_trains_the_bert_nsp_head_under_its_label_name(tokenizer, tmp_path):
     args = NspTrainingArguments(output_dir=str(tmp_path), objective="mlm+sop", max_steps=2, **QUICK)
-    result = pretrain(args, tokenizer=tokenizer)
+    result = pretrain(args, DATA64, tokenizer=tokenizer)
     assert args.label_names == ["labels", "next_sentence_label"]
     assert "eval_sop_accuracy" in result.metrics and "eval_nsp_accuracy" not in result.metrics
 
 
 def test_wrong_data_for_an_objective_is_rejected_before_training(tmp_path):
+    args = NspTrainingArguments(output_dir=str(tmp_path), objective="mlm+nsp", report_to="none")
     with pytest.raises(ValueError, match="needs data with its sentence label"):
-        NspTrainingArguments(output_dir=str(tmp_path), objective="mlm+nsp", data_format="full-sentences")
+        pretrain(args, DataArguments(data_format="full-sentences"))
+    assert not any(tmp_path.iterdir())  # nothing was built or trained
 
 
 def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tokenizer, tmp_path):
@@ -84,13 +87,18 @@ def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tokenizer, tm
             if state.global_step == 8:
                 raise KeyboardInterrupt("killed mid-way")
 
-    full = pretrain(NspTrainingArguments(output_dir=str(tmp_path / "full"), **common), tokenizer=tokenizer)
+    full = pretrain(NspTrainingArguments(output_dir=str(tmp_path / "full"), **common), DATA64, tokenizer=tokenizer)
     interrupted_dir = str(tmp_path / "interrupted")
     with pytest.raises(KeyboardInterrupt):
-        pretrain(NspTrainingArguments(output_dir=interrupted_dir, **common), tokenizer=tokenizer, callbacks=[Crash()])
+        pretrain(
+            NspTrainingArguments(output_dir=interrupted_dir, **common), DATA64, tokenizer=tokenizer, callbacks=[Crash()]
+        )
     assert os.path.isdir(os.path.join(interrupted_dir, "checkpoint-6"))
     resumed = pretrain(
-        NspTrainingArguments(output_dir=interrupted_dir, **common), tokenizer=tokenizer, resume_from_checkpoint=True
+        NspTrainingArguments(output_dir=interrupted_dir, **common),
+        DATA64,
+        tokenizer=tokenizer,
+        resume_from_checkpoint=True,
     )
     for key in ("eval_loss", "eval_mlm_accuracy", "eval_mlm_loss", "eval_nsp_accuracy"):
         assert resumed.metrics[key] == pytest.approx(full.metrics[key], rel=1e-5, abs=1e-6), key
@@ -103,7 +111,9 @@ def test_saved_model_reloads_with_the_same_logits_and_carries_a_model_card(token
 
     out = tmp_path / "model"
     result = pretrain(
-        NspTrainingArguments(output_dir=str(out), objective="mlm+nsp", max_steps=6, **QUICK), tokenizer=tokenizer
+        NspTrainingArguments(output_dir=str(out), objective="mlm+nsp", max_steps=6, **QUICK),
+        DATA64,
+        tokenizer=tokenizer,
     )
     trained = result.trainer.model.eval()
     reloaded = AutoModelForPreTraining.from_pretrained(out).eval()
@@ -147,7 +157,7 @@ def test_bars_only_progress_keeps_log_dicts_off_the_console_but_in_the_history(
     args = NspTrainingArguments(output_dir=str(tmp_path), objective="mlm", max_steps=4, **QUICK)
     args.disable_tqdm = disable_tqdm
     callbacks = [BarsOnlyProgressCallback()] if bars_only else None
-    result = pretrain(args, tokenizer=tokenizer, callbacks=callbacks)
+    result = pretrain(args, DATA64, tokenizer=tokenizer, callbacks=callbacks)
     captured = capsys.readouterr()
     assert sum("loss" in entry for entry in result.trainer.state.log_history) >= 1
     assert ("'loss'" in captured.out) is not bars_only
@@ -212,14 +222,14 @@ def test_mlm_nsp_reaches_held_out_nsp_accuracy_clearly_above_chance(tokenizer, t
         output_dir=str(tmp_path),
         objective="mlm+nsp",
         max_steps=6000,
-        dupe_factor=5,
         learning_rate=1e-3,
         eval_steps=1000,
         report_to="none",
         disable_tqdm=True,
         save_strategy="no",
     )
-    result = pretrain(args, tokenizer=tokenizer, callbacks=[_StopAt(4000)])
+    data = DataArguments(dupe_factor=5, validation_fraction=0.05)
+    result = pretrain(args, data, tokenizer=tokenizer, callbacks=[_StopAt(4000)])
     held_out = result.trainer.eval_dataset  # the validation split: pairs from held-out documents only
     assert len(held_out) > 1000 and result.trainer.state.global_step == 4000
     labels = held_out["next_sentence_label"]
@@ -326,7 +336,7 @@ def test_pretrained_minilm_checkpoint_gets_heads_and_trains(tmp_path):
     args = NspTrainingArguments(
         output_dir=str(tmp_path), objective="mlm+nsp", model_name_or_path=str(path), max_steps=4, **QUICK
     )
-    result = pretrain(args)
+    result = pretrain(args, DATA64)
     assert any(k.startswith("cls.") for k in result.model_info["missing_keys"])
     assert result.trainer.model.config.hidden_size == 384
     assert result.metrics["eval_mlm_accuracy"] > 0.05  # a real pretrained encoder already predicts tokens
@@ -349,11 +359,10 @@ def test_albert_checkpoint_trains_sop_with_its_own_head(tokenizer, tmp_path):
         output_dir=str(tmp_path / "out"),
         objective="mlm+sop",
         model_name_or_path=str(tmp_path / "albert"),
-        tokenizer_name_or_path=None,
         max_steps=3,
         **QUICK,
     )
-    result = pretrain(args, tokenizer=tokenizer)
+    result = pretrain(args, DATA64, tokenizer=tokenizer)
     assert type(result.trainer.model).__name__ == "AlbertForPreTraining"
     assert args.label_names == ["labels", "sentence_order_label"]
     assert "sentence_order_label" in result.trainer.train_dataset.column_names

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,95 @@ def test_tokie_fast_path_gives_identical_ids_on_the_bundled_corpus(tokenizer):
     mismatches = [i for i, (n, ref) in enumerate(zip(lengths.tolist(), reference)) if n != len(ref)]
     assert not mismatches
     np.testing.assert_array_equal(ids, np.concatenate([np.array(r, np.uint32) for r in reference]))
+
+
+@pytest.mark.parametrize("model", ["wordpiece", "bpe", "unigram"])
+def test_trained_tokenizers_of_each_family_frame_pairs_and_reload(model, tmp_path):
+    from transformers import AutoTokenizer
+
+    from nsptask.tokenization import train_tokenizer
+
+    tok = train_tokenizer(
+        [s for d in list(iter_documents())[:20] for s in d["sentences"]],
+        model=model,
+        vocab_size=1000,
+        output_dir=tmp_path,
+    )
+    encoded = tok("The city grew.", "It lies on a river.")
+    assert encoded["input_ids"][0] == tok.cls_token_id and encoded["input_ids"][-1] == tok.sep_token_id
+    assert tok.mask_token_id is not None and tok.pad_token_id is not None
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again("The city grew.")["input_ids"] == tok("The city grew.")["input_ids"]
+    if model == "bpe":
+        assert tok.unk_token_id is None or tok.unk_token_id not in tok("Ærøskøbing ☃ 北京")["input_ids"]  # bytes
+
+
+def test_chinese_corpus_with_the_english_tokenizer_stops_and_a_trained_one_builds(tmp_path, capsys):
+    from conftest import people_daily_corpus
+
+    from nsptask import build_pretraining_dataset
+    from nsptask.cli import main
+
+    corpus = people_daily_corpus(tmp_path / "people_daily.txt")
+    reader = {"format": "text", "language": "zh"}
+    with pytest.raises(ValueError, match=r"(\d+\.\d)% of the corpus's tokens .* are unknown.*nsptask tokenizer"):
+        build_pretraining_dataset(corpus, format="nsp", reader_kwargs=reader)
+    data, report = build_pretraining_dataset(
+        corpus, format="nsp", reader_kwargs=reader, allow_unknown_tokens=True, return_report=True
+    )
+    assert report["corpus"]["unknown_token_rate"] > 0.5 and any("unknown" in w for w in report["warnings"])
+    out = tmp_path / "zh-tokenizer"
+    assert (
+        main(
+            [
+                "tokenizer",
+                "--corpus",
+                str(corpus),
+                "--corpus_format",
+                "text",
+                "--language",
+                "zh",
+                "--vocab_size",
+                "3000",
+                "--output_dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out.split("\nuse it with")[0])
+    assert summary["unknown_token_rate"] < 0.01
+    data, report = build_pretraining_dataset(
+        corpus, format="nsp", tokenizer=str(out), reader_kwargs=reader, return_report=True
+    )
+    assert report["corpus"]["unknown_token_rate"] < 0.01 and not any("unknown" in w for w in report["warnings"])
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.tokenize("北京举行新年音乐会") == list("北京举行新年音乐会")  # one token per character
+
+
+def test_chinese_headlines_stay_sentences_of_their_own(tmp_path):
+    from conftest import people_daily_corpus
+
+    corpus = people_daily_corpus(tmp_path / "people_daily.txt", n_docs=30)
+    blocks = corpus.read_text(encoding="utf-8").strip().split("\n\n")
+    docs = list(iter_documents(corpus, format="text", language="zh"))
+    assert len(docs) == len(blocks) == 30
+    for doc, block in zip(docs, blocks):
+        assert doc["sentences"][0] == block.split("\n")[0]  # the headline, not joined to the first body line
+
+
+def test_building_data_imports_neither_torch_nor_accelerate(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from nsptask import build_pretraining_dataset\n"
+        f"build_pretraining_dataset(format='sop', max_seq_length=64, cache_dir={str(tmp_path)!r})\n"
+        "print(sorted(m for m in ('torch', 'accelerate', 'transformers.modeling_utils') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,312 @@
+"""Building pretraining data on a Dask cluster: Wikipedia-scale corpora over many machines.
+
+The single-machine build (:class:`nsptask.PretrainingDataBuilder`) spreads work over the cores of one machine.
+:func:`build_with_dask` runs the same functions as tasks of a `Dask distributed <https://distributed.dask.org>`_
+cluster (the engine NVIDIA's LDDL uses for BERT data), in three map stages with a shuffle between them:
+
+1. **tokenize**: every input shard (a byte range of a text file, Parquet row groups, a range of bz2 streams of a
+   multistream Wikipedia dump; :func:`nsptask.corpus.plan_shards`) is read, split into sentences and tokenized by
+   one task, which writes its documents to a Parquet file and returns their 64-bit keys;
+2. **assign** (on the client, from the keys alone: 8 bytes per document): the document split, the seeded global
+   shuffle and the pools, exactly as the single-machine build computes them; then each tokenized shard is cut into
+   *buckets* (contiguous ranges of pools);
+3. **create**: each bucket's documents are read, ordered, cut into pools and work units, and turned into instances
+   by the same code as the single-machine build, written as ``OUTPUT/SPLIT/part-NNNNN.parquet``.
+
+The output holds the same instances, in the same order, as the single-machine build with the same options (a test
+checks it on a 2-worker cluster), so ``datasets.load_dataset("parquet", ...)`` and ``nsptask pretrain --dataset
+OUTPUT`` read it. Every worker holds one shard or one bucket at a time: memory per worker does not grow with the
+corpus. The output folder must be on a file system every worker sees (NFS, Lustre, a shared disk).
+
+Example:
+    ```bash
+    dask scheduler &                                  # or SLURM / Kubernetes, see docs/data.md
+    dask worker tcp://HOST:8786 --nworkers 16 --nthreads 1 &
+    nsptask build --engine dask --scheduler tcp://HOST:8786 --corpus enwiki-multistream.xml.bz2 --output_dir /shared/nsp
+    ```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["build_with_dask", "instance_schema"]
+
+
+def instance_schema(data_format: str):
+    """The Arrow schema of a format's instances, with the ``datasets`` features in its metadata (so ``ClassLabel``
+    names come back when the Parquet files are loaded)."""
+    from .builder import instance_features
+
+    features = instance_features(data_format)
+    return features.arrow_schema.with_metadata({"huggingface": json.dumps({"info": {"features": features.to_dict()}})})
+
+
+def _tokenize_shard(shard, work: str, tokenizer, cfg_kwargs: dict) -> dict:
+    """Stage 1: read, split and tokenize one input shard into ``work/tokenized/shard-NNNNN.parquet``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .builder import TokenizedCorpusConfig, tokenized_shard_tables
+
+    cfg = TokenizedCorpusConfig(**cfg_kwargs)
+    tables = list(tokenized_shard_tables([shard], cfg, tokenizer, single_thread=True))
+    from .builder import tokenized_features
+
+    table = pa.concat_tables(tables) if tables else tokenized_features().arrow_schema.empty_table()
+    path = Path(work, "tokenized", f"shard-{shard.index:05d}.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    import pyarrow.compute as pc
+
+    usable = pc.greater(pc.list_value_length(table["sentence_lengths"]), 0).to_numpy(zero_copy_only=False)
+    return {
+        "index": shard.index,
+        "path": str(path),
+        "keys": table["doc_key"].to_numpy(),
+        "usable": usable,
+        "text_hash": table["text_hash"].to_numpy(),
+        "rows": table.num_rows,
+    }
+
+
+def _partition_shard(info: dict, assignment: dict, work: str) -> list[str]:
+    """Stage 2: write the shard's documents of each bucket to ``work/buckets/SPLIT/bNNNNN/sNNNNN.parquet``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(info["path"])
+    written = []
+    for split, (rows, ranks, buckets) in assignment.items():
+        if len(rows) == 0:
+            continue
+        part = table.take(pa.array(rows)).append_column("rank", pa.array(ranks, pa.int64()))
+        for bucket in np.unique(buckets):
+            mask = buckets == bucket
+            path = Path(work, "buckets", split, f"b{bucket:05d}", f"s{info['index']:05d}.parquet")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(part.filter(pa.array(mask)), path)
+            written.append(str(path))
+    return written
+
+
+def _build_bucket(
+    split: str, bucket: int, pools: list[tuple[int, int]], work: str, output: str, tokenizer, config_kwargs: dict
+) -> dict:
+    """Stage 3: a bucket's documents in pooled order, cut into pools and units, turned into instances."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from .builder import PretrainingConfig, group_from_table, instances_table
+
+    config = PretrainingConfig(**config_kwargs)
+    files = sorted(Path(work, "buckets", split, f"b{bucket:05d}").glob("*.parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files]) if files else None
+    tables = []
+    if table is not None and table.num_rows:
+        table = table.take(pc.sort_indices(table["rank"]))
+        ranks = table["rank"].to_numpy()
+        first = int(ranks[0])
+        for g_start, g_end in pools:
+            group = group_from_table(table.slice(g_start - first, g_end - g_start), first_index=g_start)
+            for u_start in range(g_start, g_end, config.unit_size):
+                u_end = min(u_start + config.unit_size, g_end)
+                tables.append(instances_table(group, range(u_start - g_start, u_end - g_start), config, tokenizer))
+    from .engine import instance_schema
+
+    schema = instance_schema(config.format)
+    out = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
+    path = Path(output, split, f"part-{bucket:05d}.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(out, path)
+    return {"split": split, "bucket": bucket, "instances": out.num_rows, "path": str(path)}
+
+
+def _assign(infos: list[dict], config, buckets_per_split: int) -> tuple[dict, dict]:
+    """The split, pooled order and bucket of every usable document, from the keys alone (on the client)."""
+    from .builder import _pool_bounds
+    from .preprocessing import order_keys, validation_flags
+
+    keys = np.concatenate([i["keys"] for i in infos]) if infos else np.zeros(0, np.uint64)
+    usable = np.concatenate([i["usable"] for i in infos]) if infos else np.zeros(0, bool)
+    shard_of = np.concatenate([np.full(i["rows"], n) for n, i in enumerate(infos)]) if infos else np.zeros(0, int)
+    local = np.concatenate([np.arange(i["rows"]) for i in infos]) if infos else np.zeros(0, int)
+    rows = np.flatnonzero(usable)
+    unique, counts = np.unique(keys[rows], return_counts=True)
+    if len(unique) < len(rows):
+        raise ValueError(
+            f"A document id is used by {int(counts.max())} documents: expected every document id once. With "
+            "doc_id_column, rows sharing an id must be consecutive (they form one document)."
+        )
+    flags = validation_flags(keys[rows], config.validation_fraction, config.split_seed)
+    per_shard: dict[int, dict] = {n: {} for n in range(len(infos))}
+    plan: dict[str, list] = {}
+    for split, wanted in (("train", False), ("validation", True)):
+        if split == "validation" and config.validation_fraction <= 0:
+            continue
+        mine = rows[flags == wanted]
+        if config.pool_order == "shuffled":
+            mine = mine[np.argsort(order_keys(keys[mine], config.seed), kind="stable")]
+        pools = [
+            (start, end)
+            for number, (start, end) in enumerate(_pool_bounds(len(mine), config.pool_size))
+            if number % config.num_shards == config.shard_index
+        ]
+        n_buckets = max(1, min(len(pools), buckets_per_split))
+        per_bucket = -(-len(pools) // n_buckets) if pools else 1
+        bucket_pools = [pools[b : b + per_bucket] for b in range(0, len(pools), per_bucket)]
+        plan[split] = bucket_pools
+        rank = np.full(len(keys), -1, dtype=np.int64)
+        rank[mine] = np.arange(len(mine))
+        bucket_of = np.full(len(keys), -1, dtype=np.int64)
+        for b, group in enumerate(bucket_pools):
+            for start, end in group:
+                bucket_of[mine[start:end]] = b
+        chosen = np.flatnonzero(bucket_of >= 0)
+        for n in range(len(infos)):
+            here = chosen[shard_of[chosen] == n]
+            per_shard[n][split] = (local[here], rank[here], bucket_of[here])
+    return per_shard, plan
+
+
+def build_with_dask(
+    data_args,
+    output_dir: str,
+    tokenizer,
+    *,
+    data_format: str = "nsp",
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    client: Any = None,
+    shards_per_worker: int = 4,
+) -> dict:
+    """Build a format's instances on a Dask cluster and write them as Parquet shards under `output_dir`.
+
+    Args:
+        data_args (`DataArguments`): The corpus and data options (the same as for the single-machine build).
+        output_dir (`str`): Where ``train/`` and ``validation/`` Parquet shards, ``report.json``, ``tokenizer/`` and
+            ``nsptask_build.json`` go; on a file system every worker sees.
+        tokenizer: The tokenizer object.
+        data_format (`str`, *optional*, defaults to `"nsp"`): The instance format.
+        scheduler (`str`, *optional*): Address of a running Dask scheduler (``tcp://host:8786``).
+        n_workers (`int`, *optional*): Without a scheduler, start a local cluster of this many single-threaded
+            worker processes (default: every core).
+        client (`distributed.Client`, *optional*): A client to use instead.
+        shards_per_worker (`int`, *optional*, defaults to 4): Input shards per worker (load balance).
+
+    Returns:
+        `dict`: the build report (documents, instances per split, shards, buckets, workers).
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:  # pragma: no cover - the dask extra
+        raise ImportError("The Dask engine needs dask.distributed: pip install 'nsptask[dask]'") from err
+    from dataclasses import replace
+
+    from .builder import PretrainingConfig, instance_config_for
+    from .corpus import plan_shards
+
+    options = data_args.resolve_split().builder_kwargs(data_format)
+    config_kwargs = {
+        k: v for k, v in options.items() if k not in ("source", "format", "reader_kwargs", "cache_dir", "num_proc")
+    }
+    config = PretrainingConfig(
+        name=data_format,
+        format=data_format,
+        source=options["source"],
+        reader_kwargs=options["reader_kwargs"],
+        **config_kwargs,
+    )
+    owned = None
+    if client is None:
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            owned = LocalCluster(n_workers=n_workers or os.cpu_count(), threads_per_worker=1, processes=True)
+            client = Client(owned)
+    try:
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        out = Path(output_dir)
+        work = out / "_work"
+        if work.exists():
+            shutil.rmtree(work)
+        reader = options["reader_kwargs"]
+        shards, ignored = plan_shards(
+            options["source"],
+            workers * shards_per_worker,
+            format=reader.get("format"),
+            encoding=reader.get("encoding", "utf-8"),
+            document_per=reader.get("document_per", "paragraph"),
+            doc_id_column=reader.get("doc_id_column"),
+        )
+        tokenized_kwargs = {
+            "source": None,
+            "reader_kwargs": reader,
+            "tokenizer": None,
+            "tokenizer_backend": config.tokenizer_backend,
+            "max_sentence_tokens": instance_config_for(config, tokenizer).max_sentence_tokens,
+        }
+        tok = client.scatter(tokenizer, broadcast=True)
+        infos = client.gather(
+            client.map(_tokenize_shard, shards, work=str(work), tokenizer=tok, cfg_kwargs=tokenized_kwargs, pure=False)
+        )
+        infos.sort(key=lambda i: i["index"])
+        assignment, plan = _assign(infos, config, buckets_per_split=2 * workers)
+        client.gather(
+            client.map(_partition_shard, infos, [assignment[n] for n in range(len(infos))], work=str(work), pure=False)
+        )
+        build_kwargs = {**config_kwargs, "name": data_format, "format": data_format, "reader_kwargs": reader}
+        futures = [
+            client.submit(_build_bucket, split, b, pools, str(work), str(out), tok, build_kwargs, pure=False)
+            for split, buckets in plan.items()
+            for b, pools in enumerate(buckets)
+        ]
+        built = client.gather(futures)
+    finally:
+        if owned is not None:
+            client.close()
+            owned.close()
+    shutil.rmtree(work, ignore_errors=True)
+    tokenizer.save_pretrained(out / "tokenizer")
+    # The text hashes of the training documents: the record `pretrain --dataset` keeps beside the model.
+    train_hashes = [i["text_hash"][assignment[n]["train"][0]] for n, i in enumerate(infos)]
+    np.save(
+        out / "pretraining_documents.npy",
+        np.unique(np.concatenate(train_hashes) if train_hashes else np.zeros(0, np.uint64)).astype(np.uint64),
+    )
+    report = {
+        "format": data_format,
+        "engine": "dask",
+        "workers": workers,
+        "input_shards": len(shards),
+        "files_ignored": ignored,
+        "documents_read": int(sum(i["rows"] for i in infos)),
+        "documents_used": int(sum(int(i["usable"].sum()) for i in infos)),
+        "splits": {
+            split: {
+                "documents": int(sum(len(assignment[n][split][0]) for n in range(len(infos)))),
+                "instances": int(sum(b["instances"] for b in built if b["split"] == split)),
+                "buckets": len(plan[split]),
+            }
+            for split in plan
+        },
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    from .training import BUILD_RECORD_FILE
+
+    record = {
+        "format": data_format,
+        "engine": "dask",
+        "fingerprint": replace(config, tokenizer=tokenizer).fingerprint(),
+        "data_arguments": data_args.to_dict(),
+        "report": report,
+    }
+    (out / BUILD_RECORD_FILE).write_text(json.dumps(record, indent=2, default=str))
+    return report
