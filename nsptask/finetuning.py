@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -105,34 +105,30 @@ class FinetuneArguments(FinetuneOptions, TrainingArguments):
 
 def classification_compute_metrics(num_labels: int):
     """Accuracy, macro F1, and for two labels binary F1 (label 1 positive) and Matthews correlation; with the
-    majority-class accuracy and the number of examples scored."""
-    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+    majority-class accuracy and the number of examples scored. Computed by the ``evaluate`` module nsptask ships
+    (:func:`nsptask.metrics.load_metric`), which loads offline."""
+    from .metrics import load_metric
+
+    metric = load_metric("classification")
 
     def compute_metrics(eval_pred) -> dict[str, float]:
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
         predictions = np.asarray(logits).argmax(-1)
-        labels = np.asarray(eval_pred.label_ids)
-        out = {
-            "accuracy": float(accuracy_score(labels, predictions)),
-            "f1_macro": float(f1_score(labels, predictions, average="macro", zero_division=0)),
-        }
-        if num_labels == 2:
-            out["f1"] = float(f1_score(labels, predictions, zero_division=0))
-            out["matthews_correlation"] = float(matthews_corrcoef(labels, predictions))
-        majority = np.bincount(labels, minlength=num_labels).max() / max(len(labels), 1)
-        out["majority_baseline"] = float(majority)
-        out["examples"] = int(len(labels))
-        return out
+        return metric.compute(predictions=predictions, references=np.asarray(eval_pred.label_ids), num_labels=num_labels)
 
     return compute_metrics
 
 
 @dataclass
 class FinetuneResult:
+    """What :func:`finetune` returns: the trainer, the metrics, the label names, the seqeval text report, and per
+    evaluated split its data and raw predictions (``outputs[split] = (dataset, PredictionOutput)``)."""
+
     trainer: Any
     metrics: dict[str, float]
     label_names: list[str]
     report: str = ""
+    outputs: dict = field(default_factory=dict)
 
 
 def _corpus_task(task: str, data_args, tokenizer, test_fraction: float, seed: int):
@@ -351,11 +347,16 @@ def finetune(
     }
     metrics.update(counts)
     report = ""
+    outputs = {}
     for split in ("validation", "test"):
         if split not in data:
             continue
         prefix = "eval" if split == "validation" else "test"
-        metrics.update(evaluate_split(trainer, data[split], args.task, label_names, prefix, capabilities.token_types))
+        scores, output = evaluate_split(
+            trainer, data[split], args.task, label_names, prefix, capabilities.token_types, return_output=True
+        )
+        metrics.update(scores)
+        outputs[split] = (data[split], output)
         report = getattr(compute_metrics, "last_report", "") or report
     model.config.nsptask = {
         "task": args.task,
@@ -394,7 +395,8 @@ def finetune(
         trainer.create_model_card()
     if args.push_to_hub:
         trainer.push_to_hub(commit_message=f"nsptask: fine-tuned on {args.task}")
-    return FinetuneResult(trainer=trainer, metrics=metrics, label_names=list(label_names), report=report)
+    return FinetuneResult(trainer=trainer, metrics=metrics, label_names=list(label_names), report=report,
+                          outputs=outputs)
 
 
 def _task_source(args, data_args) -> str:
@@ -419,10 +421,12 @@ def _copy_records(model_dir: str | None, output_dir: str) -> None:
 
 
 def evaluate_split(
-    trainer, dataset, task: str, label_names: list[str], prefix: str = "eval", token_types: str = "keep"
-) -> dict[str, Any]:
+    trainer, dataset, task: str, label_names: list[str], prefix: str = "eval", token_types: str = "keep",
+    return_output: bool = False,
+):
     """Evaluate on one split. Token tasks get the seqeval scores; segment tagging adds the per-label
-    (``L``/``R``/``O``) token report and the window and switch-position accuracies."""
+    (``L``/``R``/``O``) token report and the window and switch-position accuracies. With `return_output`, also
+    return the ``PredictionOutput``."""
     output = trainer.predict(_model_inputs(dataset, token_types), metric_key_prefix=prefix)
     metrics = dict(output.metrics)
     if task == "segment-tagging":
@@ -441,7 +445,7 @@ def evaluate_split(
         for name in ("L", "R", "O"):
             for k in ("precision", "recall", "f1-score", "support"):
                 metrics[f"{prefix}_label_{name}_{k.replace('-score', '')}"] = float(report[name][k])
-    return metrics
+    return (metrics, output) if return_output else metrics
 
 
 def load_finetuned_model(path: str, **kwargs):

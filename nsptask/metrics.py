@@ -19,7 +19,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["pretraining_compute_metrics", "preprocess_logits_for_metrics"]
+__all__ = ["pretraining_compute_metrics", "preprocess_logits_for_metrics", "load_metric"]
+
+
+def load_metric(name: str):
+    """Load one of the ``evaluate`` modules nsptask ships (``seqeval``, ``classification``) from its own folder:
+    ``evaluate.load("seqeval")`` would fetch the script from the Hub, which offline fails."""
+    from importlib import resources
+
+    import evaluate
+
+    return evaluate.load(str(resources.files("nsptask") / "evaluation" / name))
 
 
 def preprocess_logits_for_metrics(logits: Any, labels: Any) -> Any:

@@ -366,6 +366,11 @@ def findings(summary: dict) -> list[str]:
             )
         if at_chance and len(at_chance) == len(cells):
             out.append(f"{column['name']}: every arm is at chance.")
+        elif column["key"] != "mlm":
+            above = [f"{a} ({c['mean'] * 100:.1f})" for a, c in cells.items() if not c["at_chance"]]
+            chance = [c["chance"] for c in cells.values() if c["chance"] is not None]
+            reference = f" (majority {np.mean(chance) * 100:.1f}%)" if chance else ""
+            out.append(f"{column['name']}: above chance{reference}: {', '.join(above)}.")
     return out
 
 

@@ -184,6 +184,7 @@ class _Step:
     def __init__(self, path: Path):
         self.path = path
         self.done_file = path / "done.json"
+        self.started = time.time()  # a step is made right before it runs: done.json records how long it took
 
     def result(self) -> dict | None:
         return json.loads(self.done_file.read_text()) if self.done_file.exists() else None
@@ -191,6 +192,7 @@ class _Step:
     def finish(self, result: dict) -> dict:
         from .distributed import is_main_process
 
+        result = {**result, "seconds": round(time.time() - self.started, 1)}
         if is_main_process():
             self.path.mkdir(parents=True, exist_ok=True)
             tmp = self.done_file.with_suffix(".tmp")
@@ -322,7 +324,6 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
     if is_main_process():  # the record that lets the downstream tasks check they use no pretraining document
         np.save(out / PRETRAINING_DOCUMENTS_FILE, training_document_hashes(builder))
     state = result.trainer.state
-    collator = result.trainer.data_collator
     curve = [
         {k: v for k, v in entry.items() if k.startswith("eval_") or k in ("step", "num_input_tokens_seen")}
         for entry in state.log_history
@@ -340,7 +341,7 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         "initial_model": init_dir,
         "updates": int(state.global_step),
         "tokens_seen": int(state.num_input_tokens_seen),
-        "sequences_seen": int(collator.counts.get("sequences", 0)) * world,
+        "sequences_seen": int(result.metrics["train_sequences_seen"]),
         "per_device_train_batch_size": batch,
         "world_size": world,
         "train_loss": result.metrics.get("train_loss"),
@@ -538,8 +539,7 @@ def _entity_counts(true_rows: list[list[str]], pred_rows: list[list[str]]) -> li
 def _downstream(args, data_args, task: str, model_dir: str, seed: int, tokenizer, out: Path) -> dict:
     from dataclasses import replace
 
-    from .finetuning import TOKEN_TASKS, FinetuneArguments, _model_inputs, finetune
-    from .modeling import model_capabilities
+    from .finetuning import TOKEN_TASKS, FinetuneArguments, finetune
     from .token_classification import word_predictions
 
     kwargs: dict[str, Any] = {}
@@ -574,13 +574,9 @@ def _downstream(args, data_args, task: str, model_dir: str, seed: int, tokenizer
     )
     result = finetune(finetune_args, task_data, tokenizer=tokenizer, callbacks=_bars_only())
     metric = "eval_f1" if task in TOKEN_TASKS else "eval_accuracy"
-    # Per-example results on the task's test set, for the report's intervals.
-    from .finetuning import _load_task_data
-
-    data, names = _load_task_data(finetune_args, task_data, tokenizer, seed=task_data.instance_seed)
-    capabilities = model_capabilities(result.trainer.model.config, tokenizer)
-    test = data["validation"]
-    output = result.trainer.predict(_model_inputs(test, capabilities.token_types))
+    # Per-example results on the task's test set (finetune's own evaluation), for the report's intervals.
+    test, output = result.outputs["validation"]
+    names = result.label_names
     predictions = np.asarray(output.predictions)
     examples: dict[str, Any] = {"instances": len(test)}
     if task in TOKEN_TASKS:

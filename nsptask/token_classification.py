@@ -117,18 +117,23 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
 
 
 def token_classification_compute_metrics(label_names: list[str], mode: str | None = None) -> Callable:
-    """``compute_metrics`` for token classification: seqeval on word-level predictions.
+    """``compute_metrics`` for token classification: seqeval on word-level predictions, through the ``evaluate``
+    module nsptask ships (:func:`nsptask.metrics.load_metric`), as transformers' ``run_ner`` does with the Hub's.
 
     Returns a function whose result has ``precision``, ``recall``, ``f1``, ``macro_f1``, ``accuracy`` and
     ``f1_<TYPE>`` per entity type; the last text report is kept in ``compute_metrics.last_report``.
     """
+
+    from .metrics import load_metric
+
+    metric = load_metric("seqeval")
 
     def compute_metrics(eval_pred) -> dict[str, float]:
         predictions = np.asarray(eval_pred.predictions)
         if predictions.ndim == 3:
             predictions = predictions.argmax(-1)
         true_tags, predicted_tags = word_predictions(predictions, np.asarray(eval_pred.label_ids), label_names)
-        scores = seqeval_scores(true_tags, predicted_tags, mode)
+        scores = metric.compute(predictions=predicted_tags, references=true_tags, mode=mode)
         compute_metrics.last_report = scores["report"]
         compute_metrics.last_scores = scores
         out = {k: float(scores[k]) for k in ("precision", "recall", "f1", "macro_f1", "accuracy")}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
 
 from .arguments import PretrainOptions
 from .modeling import DEFAULT_FORMATS, FAMILIES, OBJECTIVES, PRESETS, SENTENCE_FORMATS
@@ -119,6 +119,17 @@ class PaddingStatsCallback(TrainerCallback):
             logs["padding_fraction"] = round(self.collator.padding_fraction, 4)
 
 
+class SequenceCounter(TrainerCallback, ExportableState):
+    """The number of training sequences the model has seen, over all processes (counted from the batches
+    :class:`NspTrainer` takes, evaluation excluded); saved in checkpoints and restored on resumption."""
+
+    def __init__(self):
+        self.sequences = 0
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"sequences": self.sequences}}
+
+
 class BarsOnlyProgressCallback(ProgressCallback):
     """Progress bars without the log dictionaries the stock ``ProgressCallback`` writes under them.
 
@@ -171,6 +182,9 @@ class NspTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.mlm_key, self.sentence_key, self.sparse_head = mlm_key, sentence_key, sparse_head
         self._window = None
+        self.sequence_counter = next(
+            (cb for cb in self.callback_handler.callbacks if isinstance(cb, SequenceCounter)), None
+        )
         if self.pretraining:
             # The loss is normalised here over the accumulated batch: the Trainer must neither pass loss kwargs
             # to the model (which would ignore them) nor divide by the accumulation steps.
@@ -188,10 +202,13 @@ class NspTrainer(Trainer):
 
             tokens = sum(int((b[self.mlm_key] != -100).sum()) for b in batch_samples if self.mlm_key in b)
             sentences = sum(len(b[self.sentence_key]) for b in batch_samples if self.sentence_key in b)
-            counts = torch.tensor([tokens, sentences], device=device, dtype=torch.long)
+            sequences = sum(len(b["input_ids"]) for b in batch_samples)
+            counts = torch.tensor([tokens, sentences, sequences], device=device, dtype=torch.long)
             if self.args.world_size > 1:
-                counts = self.accelerator.gather(counts).view(-1, 2).sum(0)
-            self._window = counts.tolist()
+                counts = self.accelerator.gather(counts).view(-1, 3).sum(0)
+            self._window = counts.tolist()[:2]
+            if self.sequence_counter is not None:
+                self.sequence_counter.sequences += int(counts[2])
         return batch_samples, num_items
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -473,6 +490,7 @@ def pretrain(
     label_names = ([mlm_key] if mlm_key else []) + ([label_argument] if label_argument else [])
     args.label_names = list(dict.fromkeys(label_names))
     args.remove_unused_columns = False  # nsptask selects the columns: the instance index must reach the collator
+    args.restore_callback_states_from_checkpoint = True  # the sequence count continues after a resumption
     inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if capabilities.token_types == "keep" else [])
     keep = inputs + ([label_argument] if label_argument else [])
     train_dataset = _model_columns(_with_index(train_dataset), keep)
@@ -498,7 +516,7 @@ def pretrain(
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=pretraining_compute_metrics(args.objective, sentence_task_of(data_format)),
-        callbacks=[MaskingEpochCallback(collator), PaddingStatsCallback(collator), *(callbacks or [])],
+        callbacks=[MaskingEpochCallback(collator), PaddingStatsCallback(collator), SequenceCounter(), *(callbacks or [])],
         mlm_key=mlm_key,
         sentence_key=label_argument,
         sparse_head=sparse,
@@ -511,6 +529,7 @@ def pretrain(
         metrics["eval_samples"] = len(eval_dataset)
     metrics["train_padding_fraction"] = round(collator.padding_fraction, 4)
     metrics["num_input_tokens_seen"] = int(trainer.state.num_input_tokens_seen)
+    metrics["train_sequences_seen"] = int(trainer.sequence_counter.sequences)
     model.config.nsptask = {"objective": args.objective, "data_format": data_format, "head": "pretraining"}
     trainer.nsptask_card = {
         "objective": args.objective,

@@ -150,3 +150,72 @@ def test_a_tokenizer_used_with_truncation_before_still_builds_whole_sentences(tm
     again = build_pretraining_dataset(format="doc-sentences", tokenizer=default_tokenizer(), cache_dir=tmp_path / "b")
     truncated_state = build_pretraining_dataset(format="doc-sentences", tokenizer=tokenizer, cache_dir=tmp_path / "c")
     assert reference["train"]["input_ids"] == again["train"]["input_ids"] == truncated_state["train"]["input_ids"]
+
+
+def _instances_by_document(builder, dataset_dict, label: str | None):
+    from conftest import segments
+
+    out: dict = {}
+    for split, data in dataset_dict.items():
+        ids = builder.split_documents(split)["doc_id"]
+        for row in data:
+            key = ids[row["doc_index"]]
+            if label is None:
+                out.setdefault(key, []).append(tuple(row["input_ids"]))
+                continue
+            a, b = segments(row["input_ids"], builder.tokenizer.sep_token_id)
+            # A document's own choices: its labels, its A segments, and B when it continues A.
+            own = tuple(b) if row[label] == 0 else None
+            out.setdefault(key, []).append((row[label], tuple(a) if row[label] == 0 else len(a) > 0, own))
+    return out
+
+
+@pytest.mark.parametrize(("fmt", "label"), [("sop", None), ("nsp", "next_sentence_label")])
+def test_adding_a_file_leaves_the_other_documents_instances_unchanged(tmp_path, tokenizer, fmt, label):
+    from nsptask.corpus import iter_documents
+
+    docs = [d["sentences"] for d in iter_documents()]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("\n\n".join("\n".join(s) for s in docs[:60]) + "\n")
+    first = PretrainingDataBuilder(config_name=fmt, tokenizer=tokenizer, source=str(corpus), cache_dir=str(tmp_path / "c1"))
+    first.download_and_prepare()
+    before = _instances_by_document(first, first.as_dataset(), label)
+    (corpus / "b.txt").write_text("\n\n".join("\n".join(s) for s in docs[60:]) + "\n")
+    second = PretrainingDataBuilder(config_name=fmt, tokenizer=tokenizer, source=str(corpus), cache_dir=str(tmp_path / "c2"))
+    second.download_and_prepare()
+    after = _instances_by_document(second, second.as_dataset(), label)
+    assert len(after) > len(before) >= 55
+    for doc_id, instances in before.items():
+        assert after[doc_id] == instances, doc_id
+
+
+def test_a_topic_sorted_corpus_gets_the_notnext_pairs_of_a_shuffled_one(tmp_path, tokenizer):
+    """Pools after a global shuffle: NotNext B comes from anywhere in the corpus, whatever its order. Here every
+    article is cut into consecutive pieces (documents of one topic side by side, as in a corpus sorted by topic);
+    the topic overlap of A and B in NotNext pairs is the same as for the pieces in random order, and much higher
+    with pools of consecutive documents."""
+    import random
+
+    from nsptask.baselines import overlap_scores
+    from nsptask.corpus import iter_documents
+
+    pieces = [s[k : k + 12] for s in (d["sentences"] for d in iter_documents()) for k in range(0, len(s), 12)]
+    shuffled = list(pieces)
+    random.Random(0).shuffle(shuffled)
+    for name, order in (("sorted", pieces), ("shuffled", shuffled)):
+        (tmp_path / f"{name}.txt").write_text("\n\n".join("\n".join(s) for s in order) + "\n")
+
+    def notnext_overlap(name, pool_order):
+        data = build_pretraining_dataset(
+            tmp_path / f"{name}.txt", format="nsp", tokenizer=tokenizer, pool_size=50, pool_order=pool_order,
+            validation_fraction=0, cache_dir=tmp_path / f"cache-{name}-{pool_order}",
+        )["train"]
+        negatives = data.filter(lambda r: r["next_sentence_label"] == 1)
+        scores, _ = overlap_scores(negatives, tokenizer.all_special_ids)
+        return float(np.mean(scores))
+
+    sorted_global, shuffled_global = notnext_overlap("sorted", "shuffled"), notnext_overlap("shuffled", "shuffled")
+    sorted_local = notnext_overlap("sorted", "corpus")
+    assert abs(sorted_global - shuffled_global) < 0.1 * shuffled_global
+    assert sorted_local > 1.5 * sorted_global  # consecutive pools draw negatives of the same topic
