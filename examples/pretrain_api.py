@@ -4,8 +4,9 @@ python examples/pretrain_api.py                      # CPU, a few minutes
 accelerate launch examples/pretrain_api.py           # the same script on every GPU of a node
 """
 
-from nsptask import NspTrainingArguments, pretrain
+from nsptask import DataArguments, NspTrainingArguments, pretrain
 
+data = DataArguments(max_seq_length=128)  # the bundled corpus; corpus=["my_corpus.jsonl"] for yours
 results = {}
 for objective in ("mlm+nsp", "mlm+sop", "mlm"):
     args = NspTrainingArguments(
@@ -13,10 +14,10 @@ for objective in ("mlm+nsp", "mlm+sop", "mlm"):
         objective=objective,
         preset="tiny",
         max_steps=200,
-        max_seq_length=128,
         report_to="none",
+        overwrite_output_dir=True,
     )
-    results[objective] = pretrain(args).metrics
+    results[objective] = pretrain(args, data).metrics
 
 for objective, metrics in results.items():
     shown = {

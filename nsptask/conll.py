@@ -117,8 +117,15 @@ def read_conll(path: str | os.PathLike, repair_iob: bool = False, encoding: str 
         sentence_tokens.clear()
         sentence_tags.clear()
 
-    with open(path, encoding=encoding) as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError as err:
+                raise ConllError(
+                    f"{path}, line {lineno}: invalid {encoding}: found bytes {raw[err.start : err.end]!r}, expected "
+                    f"{encoding} text. Re-encode the file as {encoding}, or pass its real encoding."
+                ) from None
             # A stray byte-order mark is no content (WNUT-17's dev.conll has one alone on a separator line).
             stripped = line.replace("\ufeff", "").strip()
             if not stripped:

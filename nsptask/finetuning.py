@@ -50,7 +50,7 @@ TASKS = ("nsp", "sop", "coherence", "classification", "segment-tagging", "ner")
 TOKEN_TASKS = ("segment-tagging", "ner")
 CORPUS_TASKS = ("nsp", "sop", "coherence", "segment-tagging")
 # Columns the task data keeps for scoring and accounting, not model inputs.
-BOOKKEEPING_COLUMNS = ("a_doc", "b_doc", "switch", "truncated", "words_truncated")
+BOOKKEEPING_COLUMNS = ("a_doc", "b_doc", "switch", "truncated", "words_truncated", "word_tags")
 
 
 def _collator_and_metrics(task: str, tokenizer, label_names: list[str], seqeval_mode: str | None):
@@ -223,9 +223,9 @@ def _load_task_data(args, data_args, tokenizer, seed: int = 12345):
                     label_all_tokens=getattr(args, "label_all_tokens", False) and split == "train",
                 ),
                 batched=True,
-                remove_columns=raw.column_names,
+                remove_columns=["tokens"],
                 desc=f"Aligning labels ({split})",
-            )
+            ).rename_column("ner_tags", "word_tags")  # every word's gold tag: truncated entities count as missed
         return out, names
     raw = downstream.load_classification_data(
         files,
@@ -429,6 +429,20 @@ def evaluate_split(
     return the ``PredictionOutput``."""
     output = trainer.predict(_model_inputs(dataset, token_types), metric_key_prefix=prefix)
     metrics = dict(output.metrics)
+    if "word_tags" in dataset.column_names and "words_truncated" in dataset.column_names:
+        # Score every word, also those truncation cut off (predicted O there): an entity cut off is a miss.
+        from .token_classification import seqeval_scores, word_predictions
+
+        predictions = np.asarray(output.predictions).argmax(-1)
+        true_tags, predicted_tags = word_predictions(
+            predictions, np.asarray(output.label_ids), label_names, word_tags=dataset["word_tags"]
+        )
+        scores = seqeval_scores(true_tags, predicted_tags, getattr(trainer.args, "seqeval_mode", None))
+        for key in ("precision", "recall", "f1", "macro_f1", "accuracy"):
+            metrics[f"{prefix}_{key}"] = float(scores[key])
+        for entity, row in scores["per_type"].items():
+            metrics[f"{prefix}_f1_{entity}"] = row["f1-score"]
+        metrics[f"{prefix}_words_truncated"] = int(np.sum(dataset["words_truncated"]))
     if task == "segment-tagging":
         from sklearn.metrics import classification_report
 

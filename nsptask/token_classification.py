@@ -74,14 +74,23 @@ def tokenize_and_align_labels(
     return dict(encoded)
 
 
-def word_predictions(predictions: np.ndarray, labels: np.ndarray, label_names: list[str]):
+def word_predictions(predictions: np.ndarray, labels: np.ndarray, label_names: list[str], word_tags=None):
     """Collapse sub-token predictions to words: keep the positions whose label is not -100 (first
-    sub-tokens), as tag strings. Returns ``(true_tags, predicted_tags)`` lists of lists."""
+    sub-tokens), as tag strings. Returns ``(true_tags, predicted_tags)`` lists of lists.
+
+    With `word_tags` (each example's full list of gold tag ids, before truncation), the words that truncation cut
+    off are scored too: gold from `word_tags`, predicted ``O``, so an entity cut off counts as missed."""
     true_tags, predicted_tags = [], []
-    for prediction, label in zip(predictions, labels):
+    for i, (prediction, label) in enumerate(zip(predictions, labels)):
         keep = label != -100
-        true_tags.append([label_names[i] for i in label[keep]])
-        predicted_tags.append([label_names[i] for i in prediction[: len(label)][keep]])
+        predicted = [label_names[j] for j in prediction[: len(label)][keep]]
+        if word_tags is not None:
+            gold = [label_names[j] for j in word_tags[i]]
+            predicted += ["O"] * (len(gold) - len(predicted))
+        else:
+            gold = [label_names[j] for j in label[keep]]
+        true_tags.append(gold)
+        predicted_tags.append(predicted)
     return true_tags, predicted_tags
 
 
@@ -98,6 +107,11 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
     from seqeval.scheme import IOB2
 
     kwargs: dict[str, Any] = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
+    if not any(t != "O" for row in true_tags + predicted_tags for t in row):
+        # No entity on either side (seqeval's report cannot be made): nothing was found and nothing was missed.
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "macro_f1": 0.0,
+                "accuracy": accuracy_score(true_tags, predicted_tags) if true_tags else 0.0, "per_type": {},
+                "report": "no entity in the gold tags or the predictions"}
     # One pass for the figures (seqeval is pure Python), one for the text report.
     report = classification_report(true_tags, predicted_tags, output_dict=True, zero_division=0, **kwargs)
     micro, macro = report["micro avg"], report["macro avg"]

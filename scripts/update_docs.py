@@ -147,12 +147,41 @@ def render_pretrain_speed() -> str:
     return "\n".join(rows)
 
 
+def render_segment_examples() -> str:
+    """Two windows of the segment-tagging task on the bundled corpus, decoded: one that switches, one that does not."""
+    from nsptask.downstream import SEGMENT_LABELS, build_segment_tagging
+    from nsptask.tokenization import default_tokenizer
+
+    tokenizer = default_tokenizer()
+    data = build_segment_tagging(tokenizer=tokenizer, max_seq_length=40)["train"]
+    switched = next(r for r in data if r["switch"] >= 0)
+    plain = next(r for r in data if r["switch"] < 0)
+    lines = []
+    for name, row in (("switches", switched), ("does not switch", plain)):
+        tags = [SEGMENT_LABELS[i] for i in row["labels"]]
+        text = {"L": [], "R": []}
+        for token, tag in zip(row["input_ids"], tags):
+            if tag != "O":
+                text[tag[-1]].append(token)
+        left = tokenizer.decode(text["L"])
+        right = tokenizer.decode(text["R"])
+        lines.append(f"A window that {name} (`{row['a_doc']}`" + (f" then `{row['b_doc']}`" if row["switch"] >= 0 else "")
+                     + f", {len(row['input_ids'])} tokens):")
+        lines.append("")
+        lines.append(f"- `L` ({len(text['L'])} tokens): {left}")
+        if text["R"]:
+            lines.append(f"- `R` ({len(text['R'])} tokens, from the switch at token {row['switch']}): {right}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
 BLOCKS = {
     "results-table": render_results_table,
     "long-study": render_long_study,
     "build-speed": render_build_speed,
     "scale": render_scale,
     "pretrain-speed": render_pretrain_speed,
+    "segment-examples": render_segment_examples,
 }
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 

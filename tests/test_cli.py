@@ -319,3 +319,17 @@ def test_newcomer_path_from_a_prose_file_to_predictions(tmp_path, capsys):
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["eval_accuracy"] == pytest.approx(finetuned["eval_accuracy"])
     assert evaluated["eval_examples"] == finetuned["eval_examples"]
+
+
+def test_the_example_configs_parse():
+    """examples/pretrain_base.yaml holds only options the pretrain parser knows."""
+    from pathlib import Path
+
+    import yaml
+
+    from nsptask.cli import _load_config, _parser, _pretrain_types
+
+    path = str(Path(__file__).resolve().parents[1] / "examples" / "pretrain_base.yaml")
+    parser = _parser(_pretrain_types(True), "nsptask pretrain", "", True)
+    values = _load_config(path, parser)
+    assert values == yaml.safe_load(open(path))

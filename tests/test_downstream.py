@@ -392,3 +392,43 @@ def test_segment_tagging_is_learnable_from_a_pretrained_encoder(tmp_path):
     metrics = finetune(args, DataArguments(max_seq_length=128)).metrics
     assert metrics["eval_windows"] > 100
     assert metrics["eval_window_accuracy"] > metrics["eval_window_majority"] + 0.1
+
+
+def test_conll_bad_bytes_and_entity_free_scoring_are_handled(tmp_path):
+    bad = tmp_path / "bad.conll"
+    bad.write_bytes(b"a\tO\nb\xff\tO\n")
+    with pytest.raises(ConllError, match=r"bad.conll, line 2: invalid utf-8.*b'\\xff'"):
+        read_conll(bad)
+    scores = seqeval_scores([["O", "O"]], [["O", "O"]])  # no entity in gold or predictions: no crash
+    assert scores["f1"] == 0.0 and scores["accuracy"] == 1.0
+
+
+def test_entities_cut_off_by_truncation_count_as_misses():
+    names = ["O", "B-PER", "I-PER"]
+    # Three words survive truncation (labels), the gold has a fourth and fifth word: a PER entity that was cut off.
+    labels = np.array([[-100, 0, 1, 0, -100]])
+    predictions = np.array([[0, 0, 1, 0, 0]])
+    true_tags, predicted = word_predictions(predictions, labels, names, word_tags=[[0, 1, 0, 1, 2]])
+    assert true_tags == [["O", "B-PER", "O", "B-PER", "I-PER"]] and predicted == [["O", "B-PER", "O", "O", "O"]]
+    scores = seqeval_scores(true_tags, predicted)
+    assert scores["precision"] == 1.0 and scores["recall"] == 0.5  # the cut-off entity is a miss, not ignored
+
+
+def test_ner_fine_tune_scores_over_long_sentences_on_every_word(pretrained_tiny, tmp_path, tokenizer):
+    from nsptask.arguments import DataArguments
+    from nsptask.finetuning import FinetuneArguments, finetune
+
+    rows = []
+    for i in range(40):
+        words = [f"word{k}" for k in range(200 if i % 5 == 0 else 8)]  # every fifth sentence is over-long
+        tags = ["O"] * len(words)
+        tags[-2:] = ["B-PER", "I-PER"]  # an entity at the end: cut off in the long sentences
+        rows.append("\n".join(f"{w}\t{t}" for w, t in zip(words, tags)))
+    for name in ("train.conll", "dev.conll"):
+        (tmp_path / name).write_text("\n\n".join(rows) + "\n")
+    args = FinetuneArguments(output_dir=str(tmp_path / "out"), task="ner", model_name_or_path=pretrained_tiny,
+                             train_file=str(tmp_path / "train.conll"), validation_file=str(tmp_path / "dev.conll"),
+                             num_train_epochs=1, disable_tqdm=True, save_strategy="no", eval_strategy="no")
+    metrics = finetune(args, DataArguments(max_seq_length=64)).metrics
+    assert metrics["eval_words_truncated"] > 8 * 100  # most words of the 8 long sentences
+    assert metrics["eval_recall"] <= 32 / 40  # the 8 entities truncation cut off cannot be found

@@ -271,3 +271,24 @@ def test_bootstrap_interval_covers_what_it_says():
     # F1 from (tp, fp, fn) rows.
     mean, _, _ = bootstrap_interval("f1", [np.array([[1, 0, 0], [0, 1, 1]])])
     assert mean == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
+
+
+def test_the_study_runs_end_to_end_for_another_family(tmp_path):
+    """RoBERTa with a byte-level BPE tokenizer: its arms get a sentence head where they need one, no token types,
+    and the same report."""
+    from nsptask.corpus import iter_documents
+    from nsptask.tokenization import train_tokenizer
+
+    tokenizer_dir = tmp_path / "bpe"
+    train_tokenizer((s for d in iter_documents() for s in d["sentences"]), model="bpe", vocab_size=2000,
+                    output_dir=tokenizer_dir)
+    options = dict(REDUCED, seeds=[1], downstream=["segment-tagging", "nsp"])
+    run_study(AblateArguments(output_dir=str(tmp_path / "study"), model_family="roberta", **options),
+              DataArguments(max_seq_length=64, tokenizer_name_or_path=str(tokenizer_dir)))
+    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert len(results["runs"]) == 2
+    config = json.loads((tmp_path / "study" / "init" / "seed1" / "config.json").read_text())
+    assert config["model_type"] == "roberta" and config["architectures"] == ["RobertaForMaskedLMWithSentenceHead"]
+    nsp_arm = next(r for r in results["runs"] if r["arm"] == "mlm+nsp:nsp")
+    assert nsp_arm["intrinsic"]["nsp_scored_with"] == "own head"
+    assert all(set(r["downstream"]) == {"segment-tagging", "nsp"} for r in results["runs"])
