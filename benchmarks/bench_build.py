@@ -74,9 +74,7 @@ def _build(corpus: str, num_proc, backend: str, streaming: bool, queue) -> None:
     tokenizer = default_tokenizer()
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        kwargs = dict(
-            format="nsp", tokenizer=tokenizer, tokenizer_backend=backend, validation_fraction=0.05, cache_dir=cache
-        )
+        kwargs = dict(format="nsp", tokenizer=tokenizer, tokenizer_backend=backend, cache_dir=cache)
         digest = None
         if streaming:
             data = build_pretraining_dataset(corpus, streaming=True, pool_order="corpus", **kwargs)
@@ -281,7 +279,9 @@ def main() -> None:
     results["instances_identical_across_num_proc_and_backends"] = {
         name: len({h for k, h in hashes.items() if f"_{name}_" in k}) == 1 for name in ("x1", "x10")
     }
-    print(json.dumps(results, indent=2))
+    text = json.dumps(results, indent=2)
+    print(text)
+    (Path(__file__).parent / "results_build.json").write_text(text + "\n")
 
 
 if __name__ == "__main__":

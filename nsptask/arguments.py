@@ -105,6 +105,7 @@ class DataArguments:
     language: str = field(
         default="en", metadata={"help": "Language of the text, for the splitter and tokenizer training (en, zh, ...)."}
     )
+    encoding: str = field(default="utf-8", metadata={"help": "Text encoding of text, JSONL, CSV and CoNLL files."})
     encoding_errors: Literal["strict", "replace", "ignore"] = field(
         default="strict",
         metadata={"help": "Invalid UTF-8: 'strict' stops with the file, line and byte offset; 'replace' or 'ignore'."},
@@ -131,7 +132,13 @@ class DataArguments:
             "the objective's format for pretrain (nsp, sop or full-sentences)."
         },
     )
-    max_seq_length: int = field(default=128, metadata={"help": "Instance length, special tokens included."})
+    max_seq_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Instance length, special tokens included. Default: 128 (evaluate: the length the model was "
+            "fine-tuned with)."
+        },
+    )
     short_seq_prob: float = field(default=0.1, metadata={"help": "Probability of a shorter random target length."})
     short_seq_mode: Literal["document", "instance"] = field(
         default="document",
@@ -182,7 +189,7 @@ class DataArguments:
             check_path_or_hub_id(item, "corpus file or directory", "corpus")
         check_path_or_hub_id(self.dataset, "dataset folder", "dataset")
         check_path_or_hub_id(self.tokenizer_name_or_path, "tokenizer folder", "tokenizer_name_or_path")
-        if self.max_seq_length < 5:
+        if self.max_seq_length is not None and self.max_seq_length < 5:
             raise ValueError(
                 f"--max_seq_length must be at least 5 (special tokens plus two tokens), got {self.max_seq_length}"
             )
@@ -216,25 +223,43 @@ class DataArguments:
             "document_per": self.document_per,
             "splitter": self.splitter,
             "language": self.language,
+            "encoding": self.encoding,
             "errors": self.encoding_errors,
             "wiki_min_chars": self.wiki_min_chars,
         }
 
-    def resolve_split(self, model_dir: str | None = None) -> DataArguments:
-        """Fill the split options left unset: from the record of the checkpoint's pretraining data when there is
-        one (so that fine-tuning holds out what pretraining held out), else the defaults (0.2, 12345)."""
+    def resolve(self, model_dir: str | None = None, max_seq_length: int | None = None) -> DataArguments:
+        """Fill the options left unset, from the record of the checkpoint's pretraining data when there is one
+        (``nsptask_data.json``), so that fine-tuning and evaluation read the corpus the model was pretrained on, the
+        way it was read, and hold out what pretraining held out; else from the defaults (the bundled corpus, split
+        0.2 / 12345, length `max_seq_length` or 128)."""
+        import logging
+
         record = read_data_record(model_dir) if model_dir else None
+        previous = (record or {}).get("data_arguments") or {}
+        if not self.corpus and not self.dataset and previous.get("corpus"):
+            for name in _READING_FIELDS:
+                if name in previous:
+                    setattr(self, name, previous[name])
+            logging.getLogger(__name__).warning(
+                "nsptask: reading %s, the corpus %s was pretrained on (its nsptask_data.json); pass --corpus to "
+                "use another.",
+                ", ".join(self.corpus),
+                model_dir,
+            )
         split = (record or {}).get("split", {})
         if self.validation_fraction is None:
             self.validation_fraction = split.get("validation_fraction", DEFAULT_VALIDATION_FRACTION)
         if self.split_seed is None:
             self.split_seed = split.get("split_seed", DEFAULT_SPLIT_SEED)
+        if self.max_seq_length is None:
+            self.max_seq_length = max_seq_length or 128
         return self
 
     def builder_kwargs(self, data_format: str | None = None) -> dict[str, Any]:
         """Keyword arguments of :func:`nsptask.build_pretraining_dataset` for these options (the tokenizer
         apart): the one place where options become a build, so every command makes the same cache key."""
-        self.resolve_split()
+        self.resolve()
         return {
             "source": self.source,
             "format": data_format or self.data_format or "nsp",
@@ -259,6 +284,22 @@ class DataArguments:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_READING_FIELDS = (
+    "corpus",
+    "corpus_format",
+    "text_column",
+    "doc_id_column",
+    "document_per",
+    "splitter",
+    "language",
+    "encoding",
+    "encoding_errors",
+    "wiki_min_chars",
+    "tokenizer_backend",
+    "instance_seed",
+)
 
 
 def read_data_record(model_dir: str | os.PathLike | None) -> dict | None:

@@ -142,13 +142,18 @@ def _quiet() -> None:
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # "Writing model shards" bars; the Trainer's bars stay
 
 
 def run_build(data: DataArguments, args: BuildArguments) -> int:
-    from .builder import build_pretraining_dataset
+    from .builder import (
+        BUILD_RECORD_FILE,
+        PRETRAINING_DOCUMENTS_FILE,
+        build_pretraining_dataset,
+        training_document_hashes,
+    )
     from .stats import format_report
     from .tokenization import load_tokenizer
-    from .training import BUILD_RECORD_FILE, training_document_hashes
 
     data_format = data.data_format or "nsp"
     tokenizer = load_tokenizer(data.tokenizer_name_or_path)
@@ -183,7 +188,7 @@ def run_build(data: DataArguments, args: BuildArguments) -> int:
         built.save_to_disk(str(out))
         tokenizer.save_pretrained(out / "tokenizer")
         (out / "report.json").write_text(json.dumps(report, indent=2))
-        np.save(out / "pretraining_documents.npy", training_document_hashes(builder))
+        np.save(out / PRETRAINING_DOCUMENTS_FILE, training_document_hashes(builder))
         record = {
             "format": data_format,
             "engine": "datasets",
@@ -216,8 +221,13 @@ def run_tokenizer(data: DataArguments, args: TokenizerArguments) -> int:
             yield from doc["sentences"]
 
     tokenizer = train_tokenizer(
-        sentences(), model=model, vocab_size=args.vocab_size, lowercase=args.lowercase, language=data.language,
-        min_frequency=args.min_frequency, output_dir=args.output_dir,
+        sentences(),
+        model=model,
+        vocab_size=args.vocab_size,
+        lowercase=args.lowercase,
+        language=data.language,
+        min_frequency=args.min_frequency,
+        output_dir=args.output_dir,
     )
     backend = plain_backend(tokenizer)
     sample = list(itertools.islice(sentences(), 20000))

@@ -124,7 +124,8 @@ def read_conll(path: str | os.PathLike, repair_iob: bool = False, encoding: str 
             except UnicodeDecodeError as err:
                 raise ConllError(
                     f"{path}, line {lineno}: invalid {encoding}: found bytes {raw[err.start : err.end]!r}, expected "
-                    f"{encoding} text. Re-encode the file as {encoding}, or pass its real encoding."
+                    f"{encoding} text. Re-encode the file as {encoding}, or pass its real encoding (--encoding; "
+                    "read_conll(encoding=...))."
                 ) from None
             # A stray byte-order mark is no content (WNUT-17's dev.conll has one alone on a separator line).
             stripped = line.replace("\ufeff", "").strip()

@@ -383,7 +383,11 @@ def _dump_header(path: str, first_offset: int) -> str:
 
 
 def plan_shards(
-    source: Any = None, num_shards: int = 1, min_shard_bytes: int = MIN_SHARD_BYTES, **reader_kwargs: Any
+    source: Any = None,
+    num_shards: int = 1,
+    min_shard_bytes: int = MIN_SHARD_BYTES,
+    max_shard_bytes: int | None = None,
+    **reader_kwargs: Any,
 ) -> tuple[list[InputShard], list[str]]:
     """Cut a corpus into about `num_shards` input shards, in corpus order.
 
@@ -396,6 +400,9 @@ def plan_shards(
         source: See :func:`iter_documents`.
         num_shards (`int`, *optional*, defaults to 1): About how many shards to make (a hint).
         min_shard_bytes (`int`, *optional*, defaults to 1 MB): Files smaller than about this are not cut.
+        max_shard_bytes (`int`, *optional*): Cut into more shards than `num_shards` where needed so that no
+            splittable shard is much larger than this (the Dask engine's bound on memory per worker; a file that
+            cannot be cut stays one shard).
         **reader_kwargs: Reader options (``format``, ``document_per``, ``encoding``, ``doc_id_column``).
 
     Returns:
@@ -427,6 +434,8 @@ def plan_shards(
     formats = [_resolve_format(f, fmt_option, encoding) for f in files]
     sizes = [os.path.getsize(f.path) for f in files]
     target_bytes = max(min_shard_bytes, sum(sizes) // max(num_shards, 1) + 1)
+    if max_shard_bytes:
+        target_bytes = max(1, min(target_bytes, max_shard_bytes))
     shards: list[InputShard] = []
     for f, fmt, size in zip(files, formats, sizes):
         pieces = max(1, round(size / target_bytes))
@@ -653,9 +662,10 @@ def _row_documents(
         yield {"doc_id": f"{name}:0", "sentences": [], "skipped": "empty-file"}
 
 
-def _table_rows(shard: InputShard) -> Iterator[tuple[int, dict]]:
+def _table_rows(shard: InputShard, encoding: str = "utf-8", errors: str = "strict") -> Iterator[tuple[int, dict]]:
     """Stream ``(number, row)`` of a JSONL / CSV / Parquet shard with constant memory (pyarrow batch readers).
-    JSONL rows are numbered by line, CSV and Parquet rows from 0."""
+    JSONL rows are numbered by line, CSV and Parquet rows from 0. `encoding` applies to JSONL and CSV, `errors`
+    to JSONL (pyarrow's CSV reader has no error handler)."""
     path, fmt = shard.path, shard.format
     if not os.path.exists(path):
         raise CorpusError(f"{path}: no such file. Expected a {fmt} corpus file; check the path.")
@@ -679,7 +689,11 @@ def _table_rows(shard: InputShard) -> Iterator[tuple[int, dict]]:
         delimiter = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
         number = 0
         try:
-            reader = pcsv.open_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True))
+            reader = pcsv.open_csv(
+                path,
+                read_options=pcsv.ReadOptions(encoding=encoding),
+                parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            )
             for batch in reader:
                 for row in batch.to_pylist():
                     yield number, row
@@ -692,7 +706,7 @@ def _table_rows(shard: InputShard) -> Iterator[tuple[int, dict]]:
                 "consistently quoted, delimited rows; check quoting and the delimiter."
             ) from err
     else:
-        for lineno, line in _iter_lines(path, "utf-8", "strict", shard.start, shard.end, shard.first_line):
+        for lineno, line in _iter_lines(path, encoding, errors, shard.start, shard.end, shard.first_line):
             if not line.strip():
                 continue
             try:
@@ -781,7 +795,14 @@ def read_shard(
     elif fmt in ("json", "csv", "parquet"):
         unit = "line" if fmt == "json" else "row"
         yield from _row_documents(
-            _table_rows(shard), shard.name, unit, text_column, doc_id_column, split_fn, language, shard.path
+            _table_rows(shard, encoding, errors),
+            shard.name,
+            unit,
+            text_column,
+            doc_id_column,
+            split_fn,
+            language,
+            shard.path,
         )
     elif fmt == "wikipedia":
         yield from _wikipedia_documents(shard, wiki_min_chars, split_fn, language)

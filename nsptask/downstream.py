@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .builder import PRETRAINING_DOCUMENTS_FILE
 from .instances import DocumentGroup, document_seed
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 
 SEGMENT_LABELS = ["O", "B-L", "I-L", "B-R", "I-R"]
 SENTENCE_TASKS = {"nsp": "nsp", "sop": "sop", "coherence": "coherence"}
-PRETRAINING_DOCUMENTS_FILE = "pretraining_documents.npy"
 
 
 def task_documents(
@@ -388,7 +388,7 @@ def load_classification_data(
             if column not in part.column_names:
                 raise ValueError(
                     f"The {split} split has no column {column!r}; found {part.column_names}. Pass the column names "
-                    "(--text_column, --text_pair_column, --label_column)."
+                    "(--text_a_column, --text_b_column, --label_column)."
                 )
     first = "train" if "train" in dataset else next(iter(dataset))
     feature = dataset[first].features[label_column]

@@ -15,8 +15,10 @@ cluster (the engine NVIDIA's LDDL uses for BERT data), in three map stages with 
 
 The output holds the same instances, in the same order, as the single-machine build with the same options (a test
 checks it on a 2-worker cluster), so ``datasets.load_dataset("parquet", ...)`` and ``nsptask pretrain --dataset
-OUTPUT`` read it. Every worker holds one shard or one bucket at a time: memory per worker does not grow with the
-corpus. The output folder must be on a file system every worker sees (NFS, Lustre, a shared disk).
+OUTPUT`` read it. A worker holds one input shard (at most ``max_shard_bytes`` of input, tokenized and written batch
+by batch) or one bucket (at most ``max_pools_per_bucket`` pools) at a time, so its memory does not grow with the
+corpus (``benchmarks/bench_scale.py`` measures x1 vs x10); the client holds 8 bytes of key per document. The
+unknown-token check of the single-machine build runs on the counts of all shards before stage 2. The output folder must be on a file system every worker sees (NFS, Lustre, a shared disk).
 
 Example:
     ```bash
@@ -38,6 +40,8 @@ import numpy as np
 
 __all__ = ["build_with_dask", "instance_schema"]
 
+MAX_SHARD_BYTES = 32 << 20
+
 
 def instance_schema(data_format: str):
     """The Arrow schema of a format's instances, with the ``datasets`` features in its metadata (so ``ClassLabel``
@@ -49,30 +53,41 @@ def instance_schema(data_format: str):
 
 
 def _tokenize_shard(shard, work: str, tokenizer, cfg_kwargs: dict) -> dict:
-    """Stage 1: read, split and tokenize one input shard into ``work/tokenized/shard-NNNNN.parquet``."""
-    import pyarrow as pa
+    """Stage 1: read, split and tokenize one input shard into ``work/tokenized/shard-NNNNN.parquet``, written
+    batch by batch (the worker holds one batch of tokenized documents, not the shard)."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from .builder import TokenizedCorpusConfig, tokenized_shard_tables
+    from .builder import TokenizedCorpusConfig, tokenized_features, tokenized_shard_tables
 
     cfg = TokenizedCorpusConfig(**cfg_kwargs)
-    tables = list(tokenized_shard_tables([shard], cfg, tokenizer, single_thread=True))
-    from .builder import tokenized_features
-
-    table = pa.concat_tables(tables) if tables else tokenized_features().arrow_schema.empty_table()
+    schema = tokenized_features().arrow_schema
     path = Path(work, "tokenized", f"shard-{shard.index:05d}.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
-    import pyarrow.compute as pc
+    keys, usable, hashes, rows, unk = [], [], [], 0, [0, 0]
+    with pq.ParquetWriter(path, schema) as writer:
+        for table in tokenized_shard_tables([shard], cfg, tokenizer, single_thread=True):
+            table = table.cast(schema)
+            writer.write_table(table)
+            keys.append(table["doc_key"].to_numpy())
+            usable.append(pc.greater(pc.list_value_length(table["sentence_lengths"]), 0).to_numpy(zero_copy_only=False))
+            hashes.append(table["text_hash"].to_numpy())
+            rows += table.num_rows
+            unk[0] += int(pc.sum(table["unk_tokens"]).as_py() or 0)
+            unk[1] += int(pc.sum(pc.list_value_length(table["input_ids"])).as_py() or 0)
 
-    usable = pc.greater(pc.list_value_length(table["sentence_lengths"]), 0).to_numpy(zero_copy_only=False)
+    def joined(parts, dtype):
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
     return {
         "index": shard.index,
         "path": str(path),
-        "keys": table["doc_key"].to_numpy(),
-        "usable": usable,
-        "text_hash": table["text_hash"].to_numpy(),
-        "rows": table.num_rows,
+        "keys": joined(keys, np.uint64),
+        "usable": joined(usable, bool),
+        "text_hash": joined(hashes, np.uint64),
+        "rows": rows,
+        "unk_tokens": unk[0],
+        "tokens": unk[1],
     }
 
 
@@ -129,7 +144,7 @@ def _build_bucket(
     return {"split": split, "bucket": bucket, "instances": out.num_rows, "path": str(path)}
 
 
-def _assign(infos: list[dict], config, buckets_per_split: int) -> tuple[dict, dict]:
+def _assign(infos: list[dict], config, buckets_per_split: int, max_pools_per_bucket: int = 4) -> tuple[dict, dict]:
     """The split, pooled order and bucket of every usable document, from the keys alone (on the client)."""
     from .builder import _pool_bounds
     from .preprocessing import order_keys, validation_flags
@@ -159,7 +174,9 @@ def _assign(infos: list[dict], config, buckets_per_split: int) -> tuple[dict, di
             for number, (start, end) in enumerate(_pool_bounds(len(mine), config.pool_size))
             if number % config.num_shards == config.shard_index
         ]
-        n_buckets = max(1, min(len(pools), buckets_per_split))
+        # At least `buckets_per_split` buckets (load balance) and at most `max_pools_per_bucket` pools in one
+        # (memory per worker: a bucket's documents are held together).
+        n_buckets = max(1, min(len(pools), buckets_per_split), -(-len(pools) // max(1, max_pools_per_bucket)))
         per_bucket = -(-len(pools) // n_buckets) if pools else 1
         bucket_pools = [pools[b : b + per_bucket] for b in range(0, len(pools), per_bucket)]
         plan[split] = bucket_pools
@@ -186,6 +203,8 @@ def build_with_dask(
     n_workers: int | None = None,
     client: Any = None,
     shards_per_worker: int = 4,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+    max_pools_per_bucket: int = 4,
 ) -> dict:
     """Build a format's instances on a Dask cluster and write them as Parquet shards under `output_dir`.
 
@@ -200,6 +219,11 @@ def build_with_dask(
             worker processes (default: every core).
         client (`distributed.Client`, *optional*): A client to use instead.
         shards_per_worker (`int`, *optional*, defaults to 4): Input shards per worker (load balance).
+        max_shard_bytes (`int`, *optional*, defaults to 32 MB): Cut the input into shards of at most about this
+            many bytes (of the file as stored, compressed or not), however many workers there are: what bounds a
+            worker's memory in stage 1. A file that cannot be cut (a gzip file, a plain bz2 dump) stays one shard.
+        max_pools_per_bucket (`int`, *optional*, defaults to 4): At most this many document pools
+            (``pool_size`` documents each) per stage-3 bucket: what bounds a worker's memory in stage 3.
 
     Returns:
         `dict`: the build report (documents, instances per split, shards, buckets, workers).
@@ -213,7 +237,7 @@ def build_with_dask(
     from .builder import PretrainingConfig, instance_config_for
     from .corpus import plan_shards
 
-    options = data_args.resolve_split().builder_kwargs(data_format)
+    options = data_args.resolve().builder_kwargs(data_format)
     config_kwargs = {
         k: v for k, v in options.items() if k not in ("source", "format", "reader_kwargs", "cache_dir", "num_proc")
     }
@@ -241,6 +265,7 @@ def build_with_dask(
         shards, ignored = plan_shards(
             options["source"],
             workers * shards_per_worker,
+            max_shard_bytes=max_shard_bytes,
             format=reader.get("format"),
             encoding=reader.get("encoding", "utf-8"),
             document_per=reader.get("document_per", "paragraph"),
@@ -258,7 +283,13 @@ def build_with_dask(
             client.map(_tokenize_shard, shards, work=str(work), tokenizer=tok, cfg_kwargs=tokenized_kwargs, pure=False)
         )
         infos.sort(key=lambda i: i["index"])
-        assignment, plan = _assign(infos, config, buckets_per_split=2 * workers)
+        from .builder import check_unknown_counts
+
+        unknown, tokens = sum(i["unk_tokens"] for i in infos), sum(i["tokens"] for i in infos)
+        unk_rate = check_unknown_counts(unknown, tokens, config)
+        assignment, plan = _assign(
+            infos, config, buckets_per_split=2 * workers, max_pools_per_bucket=max_pools_per_bucket
+        )
         client.gather(
             client.map(_partition_shard, infos, [assignment[n] for n in range(len(infos))], work=str(work), pure=False)
         )
@@ -289,6 +320,9 @@ def build_with_dask(
         "files_ignored": ignored,
         "documents_read": int(sum(i["rows"] for i in infos)),
         "documents_used": int(sum(int(i["usable"].sum()) for i in infos)),
+        "tokens": int(tokens),
+        "unknown_tokens": int(unknown),
+        "unknown_token_rate": unk_rate,
         "splits": {
             split: {
                 "documents": int(sum(len(assignment[n][split][0]) for n in range(len(infos)))),
@@ -299,7 +333,7 @@ def build_with_dask(
         },
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    from .training import BUILD_RECORD_FILE
+    from .builder import BUILD_RECORD_FILE
 
     record = {
         "format": data_format,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass, field
 from functools import partial
@@ -114,7 +115,9 @@ def classification_compute_metrics(num_labels: int):
     def compute_metrics(eval_pred) -> dict[str, float]:
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
         predictions = np.asarray(logits).argmax(-1)
-        return metric.compute(predictions=predictions, references=np.asarray(eval_pred.label_ids), num_labels=num_labels)
+        return metric.compute(
+            predictions=predictions, references=np.asarray(eval_pred.label_ids), num_labels=num_labels
+        )
 
     return compute_metrics
 
@@ -172,6 +175,22 @@ def check_task_leak(model_dir: str | None, documents: dict, allow: bool) -> None
         )
 
 
+# The weights a fine-tuning class adds on top of an encoder (classifier, pooler, ModernBERT's head): new by design.
+_HEAD_WEIGHTS = re.compile(r"(^|\.)(classifier|pre_classifier|pooler|score|head)\.")
+
+
+def check_encoder_loaded(model_dir: str, loading: dict) -> None:
+    """Stop when the checkpoint gave the fine-tuning model less than its whole encoder: the missing weights would
+    start from random values and the run would measure nothing about the pretraining."""
+    missing = [k for k in loading.get("missing_keys", []) if not _HEAD_WEIGHTS.search(k)]
+    if missing:
+        raise ValueError(
+            f"{model_dir}: {len(missing)} encoder weights are missing from the checkpoint (e.g. {missing[:3]}); "
+            "expected a checkpoint of the whole encoder (only the task head is new). Check --model_name_or_path: "
+            "it must be a pretrained encoder of the same family and size."
+        )
+
+
 def _load_task_data(args, data_args, tokenizer, seed: int = 12345):
     """The task's DatasetDict (train/validation[/test]) with model inputs and ``labels``, and its label names.
     Corpus tasks: ``train`` and ``validation`` (= the task's test documents)."""
@@ -207,7 +226,8 @@ def _load_task_data(args, data_args, tokenizer, seed: int = 12345):
         from .conll import label_list, read_conll
         from .token_classification import tokenize_and_align_labels
 
-        read = {k: read_conll(v, repair_iob=args.repair_iob) for k, v in files.items()}
+        encoding = getattr(data_args, "encoding", "utf-8") if data_args is not None else "utf-8"
+        read = {k: read_conll(v, repair_iob=args.repair_iob, encoding=encoding) for k, v in files.items()}
         names = label_list(read["train"].tags) if "train" in read else None
         if names is None:
             names = list(getattr(args, "label_names", None) or [])
@@ -300,7 +320,7 @@ def finetune(
         raise ValueError(
             "Fine-tuning needs a checkpoint: --model_name_or_path (nsptask's pretrain output, a path or a Hub id)."
         )
-    data_args = (data_args or DataArguments()).resolve_split(args.model_name_or_path)
+    data_args = (data_args or DataArguments()).resolve(args.model_name_or_path)
     check_output_dir(args, resume=bool(args.resume_from_checkpoint))
     if tokenizer is None:
         tokenizer = load_tokenizer(data_args.tokenizer_name_or_path or args.model_name_or_path)
@@ -320,7 +340,10 @@ def finetune(
     id2label = dict(enumerate(label_names))
     config.num_labels = len(label_names)
     config.id2label, config.label2id = id2label, {v: k for k, v in id2label.items()}
-    model = _head_class(args.task).from_pretrained(args.model_name_or_path, config=config, ignore_mismatched_sizes=True)
+    model, loading = _head_class(args.task).from_pretrained(
+        args.model_name_or_path, config=config, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    check_encoder_loaded(args.model_name_or_path, loading)
     check_vocabulary(tokenizer, model)
     collator, compute_metrics = _collator_and_metrics(args.task, tokenizer, label_names, args.seqeval_mode)
     callbacks = list(callbacks or [])
@@ -363,6 +386,7 @@ def finetune(
         "head": "token-classification" if args.task in TOKEN_TASKS else "sequence-classification",
         "task_test_fraction": args.task_test_fraction,
         "max_seq_length": data_args.max_seq_length,
+        "task_seed": data_args.instance_seed,
     }
     trainer.save_model()
     if trainer.is_world_process_zero():
@@ -395,8 +419,9 @@ def finetune(
         trainer.create_model_card()
     if args.push_to_hub:
         trainer.push_to_hub(commit_message=f"nsptask: fine-tuned on {args.task}")
-    return FinetuneResult(trainer=trainer, metrics=metrics, label_names=list(label_names), report=report,
-                          outputs=outputs)
+    return FinetuneResult(
+        trainer=trainer, metrics=metrics, label_names=list(label_names), report=report, outputs=outputs
+    )
 
 
 def _task_source(args, data_args) -> str:
@@ -410,7 +435,7 @@ def _task_source(args, data_args) -> str:
 def _copy_records(model_dir: str | None, output_dir: str) -> None:
     """Carry the base model's pretraining record into the fine-tuned model, so ``evaluate`` can check it too."""
     from .arguments import DATA_RECORD_FILE
-    from .training import PRETRAINING_DOCUMENTS_FILE
+    from .builder import PRETRAINING_DOCUMENTS_FILE
 
     if model_dir is None or not Path(model_dir).is_dir():
         return
@@ -421,7 +446,12 @@ def _copy_records(model_dir: str | None, output_dir: str) -> None:
 
 
 def evaluate_split(
-    trainer, dataset, task: str, label_names: list[str], prefix: str = "eval", token_types: str = "keep",
+    trainer,
+    dataset,
+    task: str,
+    label_names: list[str],
+    prefix: str = "eval",
+    token_types: str = "keep",
     return_output: bool = False,
 ):
     """Evaluate on one split. Token tasks get the seqeval scores; segment tagging adds the per-label
@@ -497,9 +527,9 @@ def evaluate_model(args: EvaluateArguments, data_args=None, *, tokenizer=None) -
         raise ValueError(f"{args.model_name_or_path} was fine-tuned on {record['task']!r}, not {task!r}.")
     if task in ("ner", "classification") and not args.validation_file and not args.test_file:
         raise ValueError(f"Task {task!r} needs --validation_file (or --test_file) to evaluate on.")
-    data_args = (data_args or DataArguments()).resolve_split(args.model_name_or_path)
-    if data_args.max_seq_length == 128 and record.get("max_seq_length"):
-        data_args.max_seq_length = record["max_seq_length"]
+    data_args = (data_args or DataArguments()).resolve(args.model_name_or_path, record.get("max_seq_length"))
+    if record.get("task_seed") is not None:
+        data_args.instance_seed = record["task_seed"]  # the seed of the task split and instances it was tuned on
     tokenizer = tokenizer or load_tokenizer(data_args.tokenizer_name_or_path or args.model_name_or_path)
     expected = [config.id2label[i] for i in range(len(config.id2label))]
     options = _TaskOptions(

@@ -116,6 +116,9 @@ def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp") -> C
             metrics[f"{sentence_task}_accuracy"] = totals["correct"] / max(totals["sentences"], 1)
             metrics[f"{sentence_task}_f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
             metrics[f"{sentence_task}_pairs"] = int(totals["sentences"])
+            positives, n = tp + fn, max(totals["sentences"], 1)
+            # What always answering the evaluation set's more frequent label scores: the chance line.
+            metrics[f"{sentence_task}_majority"] = max(positives, totals["sentences"] - positives) / n
         totals.clear()
         return metrics
 

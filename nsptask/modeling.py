@@ -497,6 +497,18 @@ def model_capabilities(config, tokenizer, max_seq_length: int | None = None, who
     """Check a model config and a tokenizer together, before any work: adapt what can be adapted (token types,
     padding side) and stop with a clear message on what cannot.
 
+    Args:
+        config (`PretrainedConfig`): The model's config (any family nsptask knows, or one with the same heads).
+        tokenizer (`PreTrainedTokenizerBase`): The tokenizer the data is made with.
+        max_seq_length (`int`, *optional*): The instance length, checked against the model's positions
+            (RoBERTa's start after its padding index, so 514 positions hold 512 tokens).
+        whole_word_mask (`bool`, *optional*, defaults to `False`): Whether whole-word masking is asked for.
+
+    Returns:
+        `ModelCapabilities`: ``family``; ``token_types`` (``"keep"`` when the model has two or more token types
+        and its masked-LM class takes them, else ``"drop"``: the collator then removes ``token_type_ids``);
+        ``word_start`` (from :func:`word_start_convention`); ``padding_side``; ``max_positions``.
+
     Raises:
         ValueError: if the tokenizer lacks a mask token (MLM), the input length exceeds the model's positions, or
             whole-word masking is asked for with a tokenizer whose word convention is unknown.

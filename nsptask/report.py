@@ -98,12 +98,23 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
     order = list(ablate.get("downstream", [])) + ["ner", "classification"]
     tasks = [t for t in order if t in found] + sorted(found - set(order))
     baselines = {p.parent.name: _load(p) for p in sorted((root / "baselines").glob("*/done.json"))}
+    timing = _load(root / "timing.json")
+    if timing is not None:
+        # The recorded time of every finished step: unlike the sessions' wall time, it includes a session that
+        # was interrupted after finishing some steps.
+        steps = [b.get("seconds", 0.0) for b in baselines.values() if b] + [
+            part.get("seconds", 0.0)
+            for r in rows
+            for part in (r["pretrain"], r["intrinsic"], *r["downstream"].values())
+            if part
+        ]
+        timing = {**timing, "step_seconds": round(float(sum(steps)), 1)}
     return {
         "config": config,
         "arms": arms,
         "tasks": tasks,
         "runs": rows,
-        "timing": _load(root / "timing.json"),
+        "timing": timing,
         "baselines": baselines,
     }
 
@@ -465,7 +476,26 @@ def _plots(results, summary, out_dir: Path) -> tuple[list[str], str]:
                     )
     axes[0].set_title("held-out MLM accuracy, in the arm's own format", fontsize=9)
     axes[1].set_title("held-out sentence-task accuracy, own head", fontsize=9)
-    axes[1].axhline(50, color="0.3", linestyle="--", linewidth=1, label="chance (50%)")
+    majorities = {
+        key[5:8].upper(): [p[key] for r in results["runs"] for p in r["pretrain"].get("learning_curve", []) if key in p]
+        for key in ("eval_nsp_majority", "eval_sop_majority")
+    }
+    majorities = {task: values for task, values in majorities.items() if values}
+    for n, (task, values) in enumerate(majorities.items()):
+        share = float(np.mean(values))
+        axes[1].axhline(
+            share * 100,
+            color="0.3",
+            linestyle=("--", ":")[n % 2],
+            linewidth=1,
+            label=f"majority class, {task} eval set ({share:.1%})",
+        )
+    if not majorities and any(
+        "eval_nsp_accuracy" in p or "eval_sop_accuracy" in p
+        for r in results["runs"]
+        for p in r["pretrain"].get("learning_curve", [])
+    ):
+        axes[1].axhline(50, color="0.3", linestyle="--", linewidth=1, label="50% (eval set's majority not recorded)")
     for ax in axes:
         ax.set_xlabel("tokens seen (millions)")
         ax.set_ylabel("accuracy (%)")
@@ -626,9 +656,10 @@ def write_report(study_dir: str | Path, compare: list[str | Path] | None = None)
         f"tokens per arm (budget): {ablate.get('token_budget', 0):,}; updates {config.get('updates')}; length "
         f"{data.get('max_seq_length')}; learning rate {ablate.get('learning_rate')}",
         f"- seeds: {seeds}; downstream epochs {ablate.get('finetune_epochs')}",
-        f"- wall time: {timing.get('wall_seconds', 0) / 60:.1f} min over {timing.get('sessions', 0)} session(s); peak "
+        f"- wall time: {timing.get('wall_seconds', 0) / 60:.1f} min over {timing.get('sessions', 0)} completed "
+        f"session(s) (the finished steps' own times add up to {timing.get('step_seconds', 0) / 60:.1f} min); peak "
         f"memory {timing.get('peak_rss_mb', 0):,.0f} MB; on {platform.processor() or platform.machine()} "
-        f"({os.cpu_count()} CPUs)",
+        f"({timing.get('cpus') or os.cpu_count()} CPUs, {timing.get('processes', 1)} training process(es))",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()),
         "",
         "Per run and seed: `results.json`, `results.csv`."

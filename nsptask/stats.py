@@ -58,11 +58,12 @@ def build_report(builder, dataset_dict) -> dict[str, Any]:
         rate, truncated tokens, tokens left unused, unknown-token rate, mean length and a length histogram;
         and ``warnings``, the lines a user should read before training.
     """
-    from .builder import UNK_WARN, ignored_files
+    from .builder import UNK_WARN, ignored_files, instance_config_for
 
     config = builder.config
     tokenized = builder.tokenized_documents()
-    cfg: InstanceConfig = config.instance_config
+    # The tokenizer's own count of special tokens (RoBERTa's pair template has four, BERT's three).
+    cfg: InstanceConfig = instance_config_for(config, builder.tokenizer)
     docs = tokenized.with_format("arrow")[:]
     n_sentences = _lengths(docs["sentence_lengths"])
     n_tokens = _lengths(docs["input_ids"])
@@ -146,13 +147,13 @@ def build_report(builder, dataset_dict) -> dict[str, Any]:
                 )
             if cfg.format == "sop":
                 # All of an SOP instance comes from its own document: what is not in one was left unused.
-                used = int(lengths.sum()) - 3 * len(lengths) + truncated
+                used = int(lengths.sum()) - cfg.pair_specials * len(lengths) + truncated
                 entry["unused_tokens"] = split_tokens * cfg.dupe_factor - used
         else:
             separators = 0
             if cfg.format == "full-sentences":
                 separators = int((table["last_doc_index"].to_numpy() - table["doc_index"].to_numpy()).sum())
-            used = int(lengths.sum()) - 2 * len(lengths) - separators
+            used = int(lengths.sum()) - cfg.single_specials * len(lengths) - separators
             entry["document_separators"] = separators
             entry["unused_tokens"] = split_tokens * cfg.dupe_factor - used
         if split == "validation" and len(table) < MIN_EVAL_EXAMPLES:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -72,8 +73,8 @@ def parse_arm(arm: str) -> tuple[str, str]:
 @dataclass
 class AblateArguments:
     """Options of ``nsptask ablate`` (the corpus, tokenizer, length and split are
-    :class:`nsptask.arguments.DataArguments`). Defaults: the bundled corpus and the ``tiny`` preset, about 10
-    minutes on 2 CPU cores."""
+    :class:`nsptask.arguments.DataArguments`). Defaults: the bundled corpus and the ``tiny`` preset, sized to
+    run in minutes on a laptop CPU (README.md shows the measured time and memory of the default run)."""
 
     output_dir: str = field(default="nsptask-study", metadata={"help": "Study directory (resumable)."})
     arms: list[str] = field(
@@ -127,7 +128,11 @@ class AblateArguments:
     text_b_column: str | None = field(default="sentence2", metadata={"help": "Classification: second text column."})
     label_column: str = field(default="label", metadata={"help": "Classification: label column."})
     keep_checkpoints: bool = field(
-        default=False, metadata={"help": "Keep each arm's training checkpoints (default: the final model only)."}
+        default=False,
+        metadata={
+            "help": "Keep the pretraining checkpoints and the fine-tuned downstream models (default: each seed's initial "
+            "model and each arm's final pretrained model only)."
+        },
     )
 
     def __post_init__(self):
@@ -250,6 +255,25 @@ def _documents_covered(dataset) -> int:
     return len({d for c in columns for d in dataset[c]})
 
 
+def _examples_hash(dataset) -> str:
+    """A hash of the scored examples (every token id, in order, and every label column): equal across arms exactly
+    when they are scored on the same examples."""
+    import hashlib
+
+    import pyarrow.compute as pc
+
+    digest = hashlib.blake2b(digest_size=8)
+    table = dataset.with_format("arrow")[:]
+    for name in ("input_ids", "labels", "next_sentence_label", "sentence_order_label", "label"):
+        if name in table.column_names:
+            column = table[name]
+            if hasattr(column.type, "value_type"):
+                digest.update(pc.list_value_length(column).to_numpy(zero_copy_only=False).tobytes())
+                column = pc.list_flatten(column)
+            digest.update(name.encode() + column.to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
+    return digest.hexdigest()
+
+
 def initial_model_dir(root: Path, seed: int) -> Path:
     return root / "init" / f"seed{seed}"
 
@@ -318,8 +342,8 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         callbacks=_bars_only(),
         resume_from_checkpoint=True if resume else None,
     )
+    from .builder import PRETRAINING_DOCUMENTS_FILE, training_document_hashes
     from .distributed import is_main_process
-    from .training import PRETRAINING_DOCUMENTS_FILE, training_document_hashes
 
     if is_main_process():  # the record that lets the downstream tasks check they use no pretraining document
         np.save(out / PRETRAINING_DOCUMENTS_FILE, training_document_hashes(builder))
@@ -402,6 +426,7 @@ def _mlm_examples(args, data_args, model_dir: str, tokenizer, seed: int, out: Pa
         "total": (labels != -100).sum(-1).astype(int).tolist(),
         "instances": len(evaluation),
         "documents": _documents_covered(evaluation),
+        "examples_hash": _examples_hash(evaluation),
     }
 
 
@@ -458,6 +483,7 @@ def _sentence_examples(args, data_args, pretrained: dict, task: str, tokenizer, 
         "scored_with": scored_with,
         "instances": len(evaluation),
         "documents": _documents_covered(evaluation),
+        "examples_hash": _examples_hash(evaluation),
     }
 
 
@@ -578,7 +604,7 @@ def _downstream(args, data_args, task: str, model_dir: str, seed: int, tokenizer
     test, output = result.outputs["validation"]
     names = result.label_names
     predictions = np.asarray(output.predictions)
-    examples: dict[str, Any] = {"instances": len(test)}
+    examples: dict[str, Any] = {"instances": len(test), "examples_hash": _examples_hash(test)}
     if task in TOKEN_TASKS:
         true_tags, pred_tags = word_predictions(predictions.argmax(-1), np.asarray(output.label_ids), names)
         examples["entity_counts"] = _entity_counts(true_tags, pred_tags)
@@ -596,9 +622,13 @@ def _downstream(args, data_args, task: str, model_dir: str, seed: int, tokenizer
         examples["majority"] = float(share.max())
         if "a_doc" in test.column_names:
             examples["documents"] = len(set(test["a_doc"]) | set(test["b_doc"]))
-    if not args.keep_checkpoints:
+    if not args.keep_checkpoints and _is_main():
+        # The fine-tuned weights are not needed once the per-example results are recorded (the pretrained model
+        # they came from is kept); without this, every arm, seed and task would leave a full model behind.
         for checkpoint in out.glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
+        for weights in (*out.glob("*.safetensors"), *out.glob("*.bin"), *out.glob("*.safetensors.index.json")):
+            weights.unlink(missing_ok=True)
     return {
         "score": result.metrics[metric],
         "metric": metric[5:],
@@ -655,8 +685,9 @@ def run_study(args: AblateArguments, data_args=None) -> dict:
     from .report import write_report
     from .tokenization import load_tokenizer
 
-    data_args = (data_args or DataArguments()).resolve_split()
+    data_args = (data_args or DataArguments()).resolve()
     transformers.logging.set_verbosity_error()  # per-run load reports would drown the progress bars
+    transformers.utils.logging.disable_progress_bar()  # and so would the "Writing model shards" bars
     started = time.time()
     root = Path(args.output_dir)
     tokenizer = load_tokenizer(data_args.tokenizer_name_or_path or args.model_name_or_path)
@@ -712,11 +743,19 @@ def run_study(args: AblateArguments, data_args=None) -> dict:
         timing["wall_seconds"] += elapsed
         timing["sessions"] += 1
         timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), _peak_rss_mb())
+        timing["cpus"] = os.cpu_count()
+        timing["processes"] = _world_size()
         timing["size_mb"] = round(_folder_size(root) / 2**20, 1)
         timing_file.write_text(json.dumps(timing, indent=2))
         write_report(root)
         print(f"nsptask ablate: {root.resolve()} holds {timing['size_mb']:.0f} MB")
     return {"runs": runs, "wall_seconds": elapsed}
+
+
+def _is_main() -> bool:
+    from .distributed import is_main_process
+
+    return is_main_process()
 
 
 def _peak_rss_mb() -> float:

@@ -109,9 +109,15 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
     kwargs: dict[str, Any] = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
     if not any(t != "O" for row in true_tags + predicted_tags for t in row):
         # No entity on either side (seqeval's report cannot be made): nothing was found and nothing was missed.
-        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "macro_f1": 0.0,
-                "accuracy": accuracy_score(true_tags, predicted_tags) if true_tags else 0.0, "per_type": {},
-                "report": "no entity in the gold tags or the predictions"}
+        return {
+            "precision": 0.0,
+            "recall": 0.0,
+            "f1": 0.0,
+            "macro_f1": 0.0,
+            "accuracy": accuracy_score(true_tags, predicted_tags) if true_tags else 0.0,
+            "per_type": {},
+            "report": "no entity in the gold tags or the predictions",
+        }
     # One pass for the figures (seqeval is pure Python), one for the text report.
     report = classification_report(true_tags, predicted_tags, output_dict=True, zero_division=0, **kwargs)
     micro, macro = report["micro avg"], report["macro avg"]

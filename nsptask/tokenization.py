@@ -3,8 +3,8 @@ DeBERTa-v3) tokenizers trained locally on a corpus, loading any other, and a fas
 
 Nothing here touches the Hugging Face Hub unless the user passes a Hub id. The default tokenizer is
 an 8k WordPiece vocabulary trained on the bundled corpus and shipped with the package; ``nsptask
-tokenizer`` (:func:`train_tokenizer`) trains one on the user's corpus, Chinese included (one token per CJK
-character, as BERT's Chinese model does; whole-word masking finds Chinese words with jieba).
+tokenizer`` (:func:`train_tokenizer`) trains one on the user's corpus, Chinese included (CJK characters cut
+apart, as BERT's Chinese model does; whole-word masking finds Chinese words with jieba).
 """
 
 from __future__ import annotations
@@ -99,8 +99,10 @@ def train_tokenizer(
     | ``bpe`` | RoBERTa, ModernBERT | byte-level, ``Ġ`` word starts, no unknown token | ``<s> <pad> </s> <unk> <mask>`` | ``<s> A </s></s> B </s>``, types 0 |
     | ``unigram`` | ALBERT, DeBERTa-v3 (SentencePiece) | ``▁`` word starts, NFKC | ``<pad> <unk> [CLS] [SEP] [MASK]`` | ``[CLS] A [SEP] B [SEP]``, types 0/1 |
 
-    With ``language="zh"`` (or ``ja``) every CJK character is a token of its own (BERT's Chinese model does
-    this; whole-word masking then finds words with jieba).
+    With ``language="zh"`` (or ``ja``) CJK characters are cut apart before the model (BERT's Chinese model does
+    this; whole-word masking then finds words with jieba): with ``wordpiece`` and ``unigram`` every CJK character
+    is one token; with ``bpe`` no token spans two characters, but a character outside the learnt merges is
+    spelled as its UTF-8 bytes.
 
     Args:
         texts (`Iterable[str]`): Training text, e.g. the corpus's sentences.

@@ -24,6 +24,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
 
 from .arguments import PretrainOptions
+from .builder import BUILD_RECORD_FILE, PRETRAINING_DOCUMENTS_FILE, training_document_hashes  # noqa: F401
 from .modeling import DEFAULT_FORMATS, FAMILIES, OBJECTIVES, PRESETS, SENTENCE_FORMATS
 
 __all__ = [
@@ -38,9 +39,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-BUILD_RECORD_FILE = "nsptask_build.json"
-PRETRAINING_DOCUMENTS_FILE = "pretraining_documents.npy"  # the same name as downstream.PRETRAINING_DOCUMENTS_FILE
 
 
 @dataclass
@@ -356,6 +354,12 @@ def prepare_pretraining_data(args: NspTrainingArguments, data_args, tokenizer):
     data_format = args.data_format(data_args)
     if data_args.dataset:
         data, record = load_build_output(data_args.dataset)
+        # The record says which corpus and split made the build: the model's record must say the same.
+        for name, value in (record.get("data_arguments") or {}).items():
+            if name not in ("dataset", "num_proc", "data_cache_dir", "shard_index", "num_shards") and hasattr(
+                data_args, name
+            ):
+                setattr(data_args, name, value)
         built = record.get("format")
         if built and built != data_format:
             raise ValueError(
@@ -371,15 +375,6 @@ def prepare_pretraining_data(args: NspTrainingArguments, data_args, tokenizer):
             tokenizer=tokenizer, return_report=True, return_builder=True, **data_args.builder_kwargs(data_format)
         )
     return data, report, training_document_hashes(builder)
-
-
-def training_document_hashes(builder):
-    """Text hashes of the documents a build's training split was made from (the record of what a model saw)."""
-    import numpy as np
-
-    docs = builder.tokenized_documents()
-    hashes = docs.with_format("arrow")[:]["text_hash"].to_numpy()
-    return np.unique(hashes[builder.split_order("train")]).astype(np.uint64)
 
 
 def write_data_record(output_dir: str, data_args, data_format: str, report: dict | None, hashes) -> None:
@@ -447,7 +442,7 @@ def pretrain(
     from .tokenization import check_pair_tokenizer, load_tokenizer
 
     data_args = data_args or DataArguments()
-    data_args.resolve_split()
+    data_args.resolve()
     data_format = args.data_format(data_args)
     check_output_dir(args, resume=bool(resume_from_checkpoint))
     if tokenizer is None:
@@ -516,7 +511,12 @@ def pretrain(
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=pretraining_compute_metrics(args.objective, sentence_task_of(data_format)),
-        callbacks=[MaskingEpochCallback(collator), PaddingStatsCallback(collator), SequenceCounter(), *(callbacks or [])],
+        callbacks=[
+            MaskingEpochCallback(collator),
+            PaddingStatsCallback(collator),
+            SequenceCounter(),
+            *(callbacks or []),
+        ],
         mlm_key=mlm_key,
         sentence_key=label_argument,
         sparse_head=sparse,

@@ -6,6 +6,16 @@ import os
 import tempfile
 
 _CACHE = tempfile.mkdtemp(prefix="nsptask-tests-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The tests leave nothing behind: their caches go at the end (pytest keeps tmp_path folders of failed tests
+    only, see pyproject.toml)."""
+    import shutil
+
+    shutil.rmtree(_CACHE, ignore_errors=True)
+
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("NSPTASK_CACHE", os.path.join(_CACHE, "nsptask"))

@@ -117,6 +117,22 @@ def test_report_accounts_for_documents_sentences_and_tokens(tokenizer):
     assert train["unused_tokens"] == 0  # every token of SOP's documents is in an instance or counted as truncated
 
 
+@pytest.mark.parametrize("data_format", ["sop", "full-sentences"])
+def test_report_counts_every_token_with_a_roberta_template(data_format):
+    """RoBERTa's pair template has four special tokens (<s> A </s></s> B </s>), BERT's three: the token accounting
+    follows the tokenizer's own template."""
+    from nsptask.corpus import iter_documents
+    from nsptask.instances import SequenceTemplate
+    from nsptask.tokenization import train_tokenizer
+
+    docs = list(iter_documents())
+    bpe = train_tokenizer((s for d in docs[:20] for s in d["sentences"]), model="bpe", vocab_size=2000)
+    assert SequenceTemplate.from_tokenizer(bpe).pair_specials == 4
+    _, report = build_pretraining_dataset(format=data_format, tokenizer=bpe, return_report=True)
+    assert report["splits"]["train"]["instances"] > 100
+    assert report["splits"]["train"]["unused_tokens"] == 0
+
+
 def test_long_sentences_are_cut_and_counted(tmp_path, tokenizer):
     corpus = tmp_path / "long.txt"
     long_sentence = " ".join(["the quick brown fox jumps over the lazy dog"] * 30)
@@ -134,11 +150,27 @@ def test_long_sentences_are_cut_and_counted(tmp_path, tokenizer):
     assert max(len(x) for x in data["train"]["input_ids"]) <= 32
 
 
-def test_tokie_backend_gives_identical_instances(tokenizer):
+def test_tokie_backend_gives_identical_instances(tokenizer, tmp_path):
     pytest.importorskip("tokie")
-    hf = build_pretraining_dataset(format="nsp", tokenizer=tokenizer)
-    fast = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, tokenizer_backend="tokie")
-    assert hf["train"]["input_ids"] == fast["train"]["input_ids"]
+    hf = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, cache_dir=tmp_path / "hf")
+    fast = build_pretraining_dataset(
+        format="nsp", tokenizer=tokenizer, tokenizer_backend="tokie", cache_dir=tmp_path / "t"
+    )
+    assert _arrow_digest(hf, tmp_path / "a") == _arrow_digest(fast, tmp_path / "b")  # every column, byte for byte
+
+
+def test_an_uncompressed_multi_megabyte_corpus_is_cut_into_shards_with_identical_results(tokenizer, tmp_path):
+    """An uncompressed file is read as byte ranges by the processes: the instances are those of one process."""
+    from nsptask.corpus import iter_documents, plan_shards
+
+    corpus = tmp_path / "wiki.txt"
+    with open(corpus, "w") as f:
+        for doc in iter_documents():
+            f.write("\n".join(doc["sentences"]) + "\n\n")
+    assert corpus.stat().st_size > 2_000_000 and len(plan_shards(corpus, 2)[0]) == 2
+    one = build_pretraining_dataset(corpus, format="nsp", tokenizer=tokenizer, cache_dir=tmp_path / "c1", num_proc=1)
+    two = build_pretraining_dataset(corpus, format="nsp", tokenizer=tokenizer, cache_dir=tmp_path / "c2", num_proc=2)
+    assert _arrow_digest(one, tmp_path / "a") == _arrow_digest(two, tmp_path / "b")
 
 
 def test_a_tokenizer_used_with_truncation_before_still_builds_whole_sentences(tmp_path):
@@ -178,11 +210,15 @@ def test_adding_a_file_leaves_the_other_documents_instances_unchanged(tmp_path, 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text("\n\n".join("\n".join(s) for s in docs[:60]) + "\n")
-    first = PretrainingDataBuilder(config_name=fmt, tokenizer=tokenizer, source=str(corpus), cache_dir=str(tmp_path / "c1"))
+    first = PretrainingDataBuilder(
+        config_name=fmt, tokenizer=tokenizer, source=str(corpus), cache_dir=str(tmp_path / "c1")
+    )
     first.download_and_prepare()
     before = _instances_by_document(first, first.as_dataset(), label)
     (corpus / "b.txt").write_text("\n\n".join("\n".join(s) for s in docs[60:]) + "\n")
-    second = PretrainingDataBuilder(config_name=fmt, tokenizer=tokenizer, source=str(corpus), cache_dir=str(tmp_path / "c2"))
+    second = PretrainingDataBuilder(
+        config_name=fmt, tokenizer=tokenizer, source=str(corpus), cache_dir=str(tmp_path / "c2")
+    )
     second.download_and_prepare()
     after = _instances_by_document(second, second.as_dataset(), label)
     assert len(after) > len(before) >= 55
@@ -208,8 +244,13 @@ def test_a_topic_sorted_corpus_gets_the_notnext_pairs_of_a_shuffled_one(tmp_path
 
     def notnext_overlap(name, pool_order):
         data = build_pretraining_dataset(
-            tmp_path / f"{name}.txt", format="nsp", tokenizer=tokenizer, pool_size=50, pool_order=pool_order,
-            validation_fraction=0, cache_dir=tmp_path / f"cache-{name}-{pool_order}",
+            tmp_path / f"{name}.txt",
+            format="nsp",
+            tokenizer=tokenizer,
+            pool_size=50,
+            pool_order=pool_order,
+            validation_fraction=0,
+            cache_dir=tmp_path / f"cache-{name}-{pool_order}",
         )["train"]
         negatives = data.filter(lambda r: r["next_sentence_label"] == 1)
         scores, _ = overlap_scores(negatives, tokenizer.all_special_ids)

@@ -333,3 +333,115 @@ def test_the_example_configs_parse():
     parser = _parser(_pretrain_types(True), "nsptask pretrain", "", True)
     values = _load_config(path, parser)
     assert values == yaml.safe_load(open(path))
+
+
+@pytest.fixture(scope="module")
+def cli_pretrained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre") / "model"
+    assert (
+        main(
+            [
+                "pretrain",
+                "--max_steps",
+                "6",
+                "--max_seq_length",
+                "64",
+                "--report_to",
+                "none",
+                "--disable_tqdm",
+                "true",
+                "--save_strategy",
+                "no",
+                "--max_eval_samples",
+                "32",
+                "--output_dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def _user_task_files(tmp_path):
+    """NER and classification files made of real sentences: capitalised words tagged as entities; pairs labelled
+    by whether the second sentence follows the first."""
+    from nsptask.corpus import iter_documents
+
+    docs = [d["sentences"] for d in list(iter_documents())[:30]]
+    conll = []
+    for sentences in docs:
+        for sentence in sentences[:4]:
+            words = sentence.split()[:30]
+            tags = ["B-CAP" if w[:1].isupper() and i else "O" for i, w in enumerate(words)]
+            conll.append("\n".join(f"{w}\t{t}" for w, t in zip(words, tags)))
+    rows = []
+    for i, sentences in enumerate(docs):
+        for k in range(0, min(len(sentences) - 1, 10), 2):
+            follows = (k // 2) % 2 == 0
+            second = sentences[k + 1] if follows else docs[(i + 1) % len(docs)][k]
+            rows.append({"sentence1": sentences[k], "sentence2": second, "label": "follows" if follows else "other"})
+    files = {}
+    for split, part in (("train", slice(0, 90)), ("dev", slice(90, None))):
+        files[f"ner_{split}"] = tmp_path / f"ner_{split}.conll"
+        files[f"ner_{split}"].write_text("\n\n".join(conll[part]) + "\n")
+        files[f"cls_{split}"] = tmp_path / f"cls_{split}.jsonl"
+        files[f"cls_{split}"].write_text("\n".join(json.dumps(r) for r in rows[part]) + "\n")
+    return files
+
+
+@pytest.mark.parametrize("task", ["nsp", "sop", "coherence", "segment-tagging", "ner", "classification"])
+def test_every_task_fine_tunes_evaluates_and_predicts_through_the_cli(task, cli_pretrained, tmp_path, capsys):
+    files = _user_task_files(tmp_path)
+    data = {
+        "ner": ["--train_file", str(files["ner_train"]), "--validation_file", str(files["ner_dev"])],
+        "classification": ["--train_file", str(files["cls_train"]), "--validation_file", str(files["cls_dev"])],
+    }.get(task, [])
+    ft = tmp_path / "ft"
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                task,
+                "--model_name_or_path",
+                str(cli_pretrained),
+                "--max_seq_length",
+                "64",
+                "--num_train_epochs",
+                "1",
+                "--disable_tqdm",
+                "true",
+                "--save_strategy",
+                "no",
+                "--output_dir",
+                str(ft),
+                *data,
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    trained = json.loads((ft / "all_results.json").read_text())
+    config = json.loads((ft / "config.json").read_text())
+    assert config["nsptask"]["task"] == task
+    evaluate_files = {
+        "ner": ["--validation_file", str(files["ner_dev"])],
+        "classification": ["--validation_file", str(files["cls_dev"])],
+    }.get(task, [])
+    assert main(["evaluate", "--model_name_or_path", str(ft), *evaluate_files]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    key = "eval_f1" if task in ("segment-tagging", "ner") else "eval_accuracy"
+    assert evaluated[key] == pytest.approx(trained[key], abs=1e-6)  # the same head, data and documents
+    labels = set(config["id2label"].values())
+    if task in ("segment-tagging", "ner"):
+        assert main(["predict", "--model", str(ft), "--text", "The city of Paris grew along the Seine river ."]) == 0
+        result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert len(result["tags"]) == 9 and set(result["tags"]) <= labels
+    else:
+        pair = ["--text", "The city grew along the river.", "--text_pair", "It became a trading port."]
+        outputs = []
+        for _ in range(2):
+            assert main(["predict", "--model", str(ft), *pair]) == 0
+            outputs.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+        assert outputs[0] == outputs[1] and outputs[0]["label"] in labels

@@ -410,3 +410,22 @@ def test_chinese_lines_are_not_joined_across_a_headline(tmp_path):
         "The meeting opened in Beijing today.",
         "It ended.",
     ]
+
+
+def test_latin1_jsonl_csv_and_conll_read_with_their_encoding(tmp_path):
+    from nsptask.conll import ConllError, read_conll
+
+    text = "Zoë went to Málaga. She came back."
+    jsonl, csv_file, conll = tmp_path / "a.jsonl", tmp_path / "b.csv", tmp_path / "c.conll"
+    jsonl.write_bytes(('{"text": "' + text + '"}\n').encode("latin-1"))
+    csv_file.write_bytes(('text\n"' + text + '"\n').encode("latin-1"))
+    conll.write_bytes("Zoë\tB-PER\nMálaga\tB-LOC\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"a.jsonl, line 1.*invalid utf-8"):
+        list(iter_documents(jsonl))
+    with pytest.raises(ConllError, match=r"c.conll, line 1: invalid utf-8.*--encoding"):
+        read_conll(conll)
+    for path in (jsonl, csv_file):
+        docs = list(iter_documents(path, encoding="latin-1"))
+        assert docs[0]["sentences"] == ["Zoë went to Málaga.", "She came back."], path
+    assert list(iter_documents(jsonl, errors="replace"))[0]["sentences"][0].startswith("Zo\ufffd")
+    assert read_conll(conll, encoding="latin-1").tokens == [["Zoë", "Málaga"]]

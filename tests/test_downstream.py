@@ -426,9 +426,17 @@ def test_ner_fine_tune_scores_over_long_sentences_on_every_word(pretrained_tiny,
         rows.append("\n".join(f"{w}\t{t}" for w, t in zip(words, tags)))
     for name in ("train.conll", "dev.conll"):
         (tmp_path / name).write_text("\n\n".join(rows) + "\n")
-    args = FinetuneArguments(output_dir=str(tmp_path / "out"), task="ner", model_name_or_path=pretrained_tiny,
-                             train_file=str(tmp_path / "train.conll"), validation_file=str(tmp_path / "dev.conll"),
-                             num_train_epochs=1, disable_tqdm=True, save_strategy="no", eval_strategy="no")
+    args = FinetuneArguments(
+        output_dir=str(tmp_path / "out"),
+        task="ner",
+        model_name_or_path=pretrained_tiny,
+        train_file=str(tmp_path / "train.conll"),
+        validation_file=str(tmp_path / "dev.conll"),
+        num_train_epochs=1,
+        disable_tqdm=True,
+        save_strategy="no",
+        eval_strategy="no",
+    )
     metrics = finetune(args, DataArguments(max_seq_length=64)).metrics
     assert metrics["eval_words_truncated"] > 8 * 100  # most words of the 8 long sentences
     assert metrics["eval_recall"] <= 32 / 40  # the 8 entities truncation cut off cannot be found

@@ -40,9 +40,9 @@ def plain_corpus(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("data_format", ["nsp", "full-sentences"])
+@pytest.mark.parametrize("data_format,limits", [("nsp", {}), ("full-sentences", {"small": True})])
 def test_dask_engine_writes_the_instances_of_the_single_machine_build(
-    cluster_client, plain_corpus, tokenizer, tmp_path, data_format
+    cluster_client, plain_corpus, tokenizer, tmp_path, data_format, limits
 ):
     from nsptask import build_pretraining_dataset
     from nsptask.arguments import DataArguments
@@ -52,8 +52,14 @@ def test_dask_engine_writes_the_instances_of_the_single_machine_build(
     options = DataArguments(corpus=[str(plain_corpus)], pool_size=20, max_seq_length=64)
     single = build_pretraining_dataset(tokenizer=tokenizer, **options.builder_kwargs(data_format))
     out = tmp_path / "dask"
-    report = build_with_dask(options, str(out), tokenizer, data_format=data_format, client=cluster_client)
+    bounds = {"max_shard_bytes": 100_000, "max_pools_per_bucket": 1} if limits else {}
+    report = build_with_dask(options, str(out), tokenizer, data_format=data_format, client=cluster_client, **bounds)
     assert report["input_shards"] >= 3 and report["splits"]["train"]["buckets"] >= 2  # the work was spread
+    if limits:  # the memory bounds: shards of about 100 kB, one pool of 20 documents per bucket
+        assert report["input_shards"] >= plain_corpus.stat().st_size // 100_000
+        train_pools = -(-report["splits"]["train"]["documents"] // 20)
+        assert report["splits"]["train"]["buckets"] >= train_pools - 1  # a last one-document pool joins the one before
+    assert 0 <= report["unknown_token_rate"] < 0.01 and report["tokens"] > 0
     built, record = load_build_output(str(out))
     assert record["format"] == data_format and (out / "tokenizer" / "tokenizer.json").exists()
     assert {k: len(v) for k, v in built.items()} == {k: len(v) for k, v in single.items()}
@@ -62,3 +68,17 @@ def test_dask_engine_writes_the_instances_of_the_single_machine_build(
         assert built["train"].features["next_sentence_label"].names == ["IsNext", "NotNext"]
     hashes = np.load(out / "pretraining_documents.npy")
     assert len(hashes) == report["splits"]["train"]["documents"]
+
+
+def test_dask_engine_stops_on_a_corpus_the_tokenizer_does_not_know(cluster_client, tmp_path):
+    from conftest import people_daily_corpus
+
+    from nsptask.arguments import DataArguments
+    from nsptask.engine import build_with_dask
+    from nsptask.tokenization import default_tokenizer
+
+    corpus = people_daily_corpus(tmp_path / "people_daily.txt")
+    options = DataArguments(corpus=[str(corpus)], corpus_format="text", language="zh")
+    with pytest.raises(ValueError, match=r"% of the corpus's tokens .* are unknown.*nsptask tokenizer"):
+        build_with_dask(options, str(tmp_path / "out"), default_tokenizer(), client=cluster_client)
+    assert not (tmp_path / "out" / "train").exists()  # stopped before any instance was written

@@ -7,8 +7,11 @@ tokenizer trained here with `tokenizers` on the bundled corpus.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
+import transformers
 
 from nsptask.arguments import DataArguments
 from nsptask.modeling import FAMILY_TOKENIZERS, build_model, load_pretraining_model
@@ -52,6 +55,10 @@ def _args(out, objective, family, **kwargs):
     return NspTrainingArguments(**{**defaults, **kwargs})
 
 
+# The weights a fine-tuning class adds on top of an encoder (classifier, pooler, ModernBERT's head).
+HEAD_WEIGHTS = re.compile(r"(^|\.)(classifier|pre_classifier|pooler|score|head)\.")
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_pretrains_each_objective_reloads_and_fine_tunes(family, family_tokenizers, tmp_path):
     from nsptask.finetuning import FinetuneArguments, finetune
@@ -80,6 +87,17 @@ def test_every_family_pretrains_each_objective_reloads_and_fine_tunes(family, fa
             from nsptask.modeling import sentence_logits
 
             torch.testing.assert_close(sentence_logits(after), sentence_logits(before))
+        # Every objective's checkpoint gives the fine-tuning classes its whole encoder: only task heads are new.
+        for head_class in (
+            transformers.AutoModelForSequenceClassification,
+            transformers.AutoModelForTokenClassification,
+        ):
+            tuned, info = head_class.from_pretrained(str(out), num_labels=3, output_loading_info=True)
+            new_weights = [k for k in info["missing_keys"] if not HEAD_WEIGHTS.search(k)]
+            assert not new_weights, (objective, head_class.__name__, new_weights)
+            torch.testing.assert_close(
+                tuned.get_input_embeddings().weight, model.get_input_embeddings().weight, rtol=0, atol=0
+            )
     # The pretrained encoder loads into the family's own classes for fine-tuning: a pair task and segment tagging.
     for task in ("nsp", "segment-tagging"):
         ft = finetune(
@@ -125,7 +143,10 @@ def test_accumulation_k_updates_like_a_batch_k_times_larger(family, sparse, fami
         )
         model, _ = build_model("mlm+nsp", _tokenizer(family_tokenizers[family]), family=family, seed=7, dropout=0.0)
         before = {k: v.detach().clone() for k, v in model.named_parameters()}
-        pretrain(args, data, model=model)
+        result = pretrain(args, data, model=model)
+        head = result.trainer.sparse_head
+        # The sparse head really projected only the masked rows (not the whole batch), or was not used at all.
+        assert (head is not None and head.used and 0 < head.count < 16 * 64 // 2) == sparse, (sparse, head)
         updates.append({k: (v.detach() - before[k]) for k, v in model.named_parameters()})
     one, accumulated = updates
     largest = max(float(u.abs().max()) for u in one.values())
@@ -255,3 +276,22 @@ def test_sentences_are_encoded_as_the_tokenizer_encodes_running_text(model_type,
     if model_type == "bpe":  # without the leading space the stream would differ: the check can fail
         naive = [i for s in docs[0]["sentences"] for i in backend.encode(s, add_special_tokens=False).ids]
         assert naive != backend.encode(" ".join(docs[0]["sentences"]), add_special_tokens=False).ids
+
+
+def test_fine_tuning_stops_when_the_checkpoint_lacks_encoder_weights(tokenizer, tmp_path):
+    import json
+
+    from nsptask.finetuning import FinetuneArguments, finetune
+
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    transformers.BertForMaskedLM(config).save_pretrained(tmp_path / "encoder")
+    tokenizer.save_pretrained(tmp_path / "encoder")
+    config_file = tmp_path / "encoder" / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "num_hidden_layers": 2}))
+    args = FinetuneArguments(
+        output_dir=str(tmp_path / "ft"), task="nsp", model_name_or_path=str(tmp_path / "encoder"), report_to="none"
+    )
+    with pytest.raises(ValueError, match=r"encoder weights are missing from the checkpoint .*layer\.1\."):
+        finetune(args, DataArguments(max_seq_length=64))

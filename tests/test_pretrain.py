@@ -367,3 +367,23 @@ def test_albert_checkpoint_trains_sop_with_its_own_head(tokenizer, tmp_path):
     assert args.label_names == ["labels", "sentence_order_label"]
     assert "sentence_order_label" in result.trainer.train_dataset.column_names
     assert 0 <= result.metrics["eval_sop_accuracy"] <= 1
+
+
+def test_pretraining_metrics_accumulate_over_batches_and_give_the_majority_class():
+    from transformers import EvalPrediction
+
+    from nsptask.metrics import pretraining_compute_metrics
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(100) < 0.3).astype(int)  # 30% positives: the majority class scores about 0.7
+    logits = rng.normal(size=(100, 2))
+    whole = pretraining_compute_metrics("nsp")(EvalPrediction(predictions=(logits,), label_ids=(labels,)))
+    batched = pretraining_compute_metrics("nsp")
+    for start in range(0, 100, 32):  # as the Trainer calls it with batch_eval_metrics: the last batch computes
+        part, last = slice(start, start + 32), start + 32 >= 100
+        out = batched(EvalPrediction(predictions=(logits[part],), label_ids=(labels[part],)), compute_result=last)
+    assert out == whole
+    assert whole["nsp_majority"] == max(labels.mean(), 1 - labels.mean())
+    assert whole["nsp_accuracy"] == (logits.argmax(-1) == labels).mean() and whole["nsp_pairs"] == 100

@@ -129,6 +129,10 @@ def test_reduced_study_writes_a_report_json_csv_and_plots_that_agree(study):
         assert cell["low"] <= cell["mean"] <= cell["high"]
         assert f"| {row['arm']} | " in report and f"{cell['mean'] * 100:.1f} (" in report
     assert "Runs finished: 4 of 4." in report
+    # Of the weights, only the initial and the final pretrained models are kept (no --keep_checkpoints).
+    kept = sorted(str(p.relative_to(study)) for p in study.rglob("*.safetensors"))
+    assert kept and all(p.startswith("init/") or "/pretrain/" in p for p in kept), kept
+    assert not list(study.rglob("checkpoint-*"))
     assert "| *majority class* |" in report and "| *topic overlap, no model* |" in report
     assert "## What this run shows" in report and "Avg" not in report
     assert "bootstrap over the test examples and over the 2 seeds" in report
@@ -157,10 +161,14 @@ def test_every_arm_is_scored_on_the_same_documents(study):
         for column in ("mlm", "nsp", "sop"):
             shapes = {(r["intrinsic"][column]["instances"], r["intrinsic"][column]["documents"]) for r in runs}
             assert len(shapes) == 1, (seed, column, shapes)
+            # ... and the very same examples (token ids and labels), not just as many.
+            assert len({r["intrinsic"][column]["examples_hash"] for r in runs}) == 1, (seed, column)
         # The majority class of an NSP column is the eval set's: the same pairs for every arm.
         assert len({r["intrinsic"]["nsp"]["majority"] for r in runs}) == 1
-        segment = {r["downstream"]["segment-tagging"]["examples"]["instances"] for r in runs}
+        segment = {r["downstream"]["segment-tagging"]["examples"]["examples_hash"] for r in runs}
         assert len(segment) == 1
+    # Without --vary_split the seeds share the split and the data too: one evaluation set for the whole study.
+    assert len({r["intrinsic"]["nsp"]["examples_hash"] for r in results["runs"]}) == 1
 
 
 def test_the_nsp_arm_is_scored_with_its_own_head_and_the_mlm_arm_with_a_probe(study):
@@ -280,11 +288,14 @@ def test_the_study_runs_end_to_end_for_another_family(tmp_path):
     from nsptask.tokenization import train_tokenizer
 
     tokenizer_dir = tmp_path / "bpe"
-    train_tokenizer((s for d in iter_documents() for s in d["sentences"]), model="bpe", vocab_size=2000,
-                    output_dir=tokenizer_dir)
+    train_tokenizer(
+        (s for d in iter_documents() for s in d["sentences"]), model="bpe", vocab_size=2000, output_dir=tokenizer_dir
+    )
     options = dict(REDUCED, seeds=[1], downstream=["segment-tagging", "nsp"])
-    run_study(AblateArguments(output_dir=str(tmp_path / "study"), model_family="roberta", **options),
-              DataArguments(max_seq_length=64, tokenizer_name_or_path=str(tokenizer_dir)))
+    run_study(
+        AblateArguments(output_dir=str(tmp_path / "study"), model_family="roberta", **options),
+        DataArguments(max_seq_length=64, tokenizer_name_or_path=str(tokenizer_dir)),
+    )
     results = json.loads((tmp_path / "study" / "results.json").read_text())
     assert len(results["runs"]) == 2
     config = json.loads((tmp_path / "study" / "init" / "seed1" / "config.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -91,6 +92,11 @@ def test_chinese_corpus_with_the_english_tokenizer_stops_and_a_trained_one_build
     reader = {"format": "text", "language": "zh"}
     with pytest.raises(ValueError, match=r"(\d+\.\d)% of the corpus's tokens .* are unknown.*nsptask tokenizer"):
         build_pretraining_dataset(corpus, format="nsp", reader_kwargs=reader)
+    streamed = build_pretraining_dataset(
+        corpus, format="nsp", reader_kwargs=reader, streaming=True, pool_order="corpus"
+    )
+    with pytest.raises(ValueError, match=r"% of the corpus's tokens .* are unknown"):  # streaming checks too
+        next(iter(streamed["train"]))
     data, report = build_pretraining_dataset(
         corpus, format="nsp", reader_kwargs=reader, allow_unknown_tokens=True, return_report=True
     )
@@ -137,16 +143,49 @@ def test_chinese_headlines_stay_sentences_of_their_own(tmp_path):
         assert doc["sentences"][0] == block.split("\n")[0]  # the headline, not joined to the first body line
 
 
-def test_building_data_imports_neither_torch_nor_accelerate(tmp_path):
+@pytest.mark.parametrize("entry", ["api", "cli"])
+def test_building_data_imports_neither_torch_nor_accelerate(tmp_path, entry):
     import subprocess
     import sys
 
+    if entry == "api":
+        call = f"from nsptask import build_pretraining_dataset\nbuild_pretraining_dataset(format='sop', max_seq_length=64, cache_dir={str(tmp_path)!r})\n"
+    else:  # the `nsptask build` command, saving the dataset
+        args = ["build", "--data_format", "sop", "--max_seq_length", "64", "--data_cache_dir", str(tmp_path / "c")]
+        args += ["--output_dir", str(tmp_path / "out")]
+        call = f"from nsptask.cli import main\nassert main({args!r}) == 0\n"
     code = (
         "import sys\n"
-        "from nsptask import build_pretraining_dataset\n"
-        f"build_pretraining_dataset(format='sop', max_seq_length=64, cache_dir={str(tmp_path)!r})\n"
-        "print(sorted(m for m in ('torch', 'accelerate', 'transformers.modeling_utils') if m in sys.modules))\n"
+        + call
+        + "print(sorted(m for m in ('torch', 'accelerate', 'transformers.modeling_utils') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("model", ["wordpiece", "unigram", "bpe"])
+def test_chinese_tokenizers_never_join_two_characters(model, tmp_path):
+    """WordPiece and Unigram: one token per CJK character. BPE: no token spans two characters (a character may be
+    several byte tokens)."""
+    from conftest import people_daily_corpus
+
+    from nsptask.tokenization import train_tokenizer
+
+    corpus = people_daily_corpus(tmp_path / "people_daily.txt")
+    docs = list(iter_documents(corpus, format="text", language="zh"))
+    sentences = [s for d in docs for s in d["sentences"]]
+    cut = len(sentences) * 4 // 5
+    tok = train_tokenizer(sentences[:cut], model=model, vocab_size=3000, language="zh")
+    text = "".join(sentences[cut:])  # text the tokenizer was not trained on
+    assert len(text) > 2000
+    encoded = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    cjk = re.compile("[\u4e00-\u9fff]")
+    spans = [text[a:b] for a, b in encoded["offset_mapping"] if b > a]
+    assert spans and all(len(cjk.findall(span)) <= 1 for span in spans)
+    if model != "bpe":  # every character is a token of its own (or the unknown token)
+        pieces = [t.replace("##", "").replace("\u2581", "") for t in tok.convert_ids_to_tokens(encoded["input_ids"])]
+        characters = [c for c in text if cjk.match(c)]
+        chinese = [p for p in pieces if cjk.search(p)]
+        assert all(len(p) == 1 for p in chinese)
+        assert len(chinese) + pieces.count(tok.unk_token) >= len(characters) > 2000
