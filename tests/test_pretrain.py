@@ -370,11 +370,10 @@ def test_albert_checkpoint_trains_sop_with_its_own_head(tokenizer, tmp_path):
 
 
 def test_pretraining_metrics_accumulate_over_batches_and_give_the_majority_class():
+    import numpy as np
     from transformers import EvalPrediction
 
     from nsptask.metrics import pretraining_compute_metrics
-
-    import numpy as np
 
     rng = np.random.default_rng(0)
     labels = (rng.random(100) < 0.3).astype(int)  # 30% positives: the majority class scores about 0.7
