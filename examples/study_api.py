@@ -1,9 +1,9 @@
 """A custom remove-NSP study through the Python API.
 
-Four arms (RoBERTa's two formats without NSP, BERT's segment pairs and single-sentence pairs with NSP),
-three seeds, a bigger budget than the default, and a user NER task scored with seqeval.
+Five arms (RoBERTa's two formats without NSP, BERT's segment pairs and single-sentence pairs with NSP, ALBERT's
+SOP), three seeds, a bigger budget than the default, and a user NER task scored with seqeval.
 
-    python examples/study_api.py                                   # CPU: about an hour
+    python examples/study_api.py                                   # CPU: hours (15 runs)
     accelerate launch --config_file examples/accelerate_ddp_8gpu.yaml examples/study_api.py
 """
 

@@ -47,9 +47,10 @@ def _hub_offline() -> bool:
 
 
 def check_path_or_hub_id(name: str | None, what: str, option: str) -> None:
-    """A name that looks like a local path (starts with ``.``, ``/`` or ``~``, has more than one ``/``, or a file
-    extension) must exist: it is never looked up on the Hub (which offline takes retries and a traceback). With the
-    Hub offline (``HF_HUB_OFFLINE=1``), any name that is not on this machine is an error."""
+    """A name that looks like a local path (starts with ``.``, ``/`` or ``~``, has more than one ``/``, a file
+    extension, or a first part that is a folder here) must exist: it is never looked up on the Hub (which takes
+    retries and a traceback). With the Hub offline (``HF_HUB_OFFLINE=1``), any name not on this machine is an
+    error."""
     if name is None or os.path.exists(os.path.expanduser(name)):
         return
     from .corpus import _looks_like_hub_id
@@ -80,7 +81,8 @@ class DataArguments:
         default=None,
         metadata={
             "help": "A dataset made by `nsptask build --output_dir` (a folder, or a Hub id): pretrain reads its "
-            "instances (and tokenizer) instead of building from --corpus."
+            "instances instead of building from --corpus, with the tokenizer saved beside them (a Hub id or a folder "
+            "without tokenizer/ needs --tokenizer_name_or_path)."
         },
     )
     corpus_format: CorpusFormat | None = field(
@@ -417,6 +419,13 @@ class FinetuneOptions:
     label_column: str = field(default="label", metadata={"help": "Classification: label column."})
     task_test_fraction: float = field(
         default=0.3, metadata={"help": "Corpus tasks: share of the held-out documents in the task's test set."}
+    )
+    task_validation_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "Corpus tasks: share of the held-out documents in a task validation set, for model selection "
+            "and early stopping (the test set is then scored once, at the end, as test_*)."
+        },
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Fine-tune on at most this many examples."})
     label_all_tokens: bool = field(

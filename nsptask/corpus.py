@@ -258,16 +258,26 @@ class InputShard:
 _TERMINATOR = re.compile(r"[.!?。！？](?:[\"'”’)\]」』]*)(?=\s+\S|$)")
 
 
-def looks_like_prose(lines: list[str]) -> tuple[bool, float, float]:
-    """Whether lines look like running prose rather than one sentence per line: at least half of them hold
-    two or more sentence ends. Returns ``(verdict, share of such lines, mean length)``."""
-    lines = [line.strip() for line in lines if line.strip()]
-    if not lines:
-        return False, 0.0, 0.0
-    multi = sum(1 for line in lines if len(_TERMINATOR.findall(line)) >= 2)
-    share = multi / len(lines)
-    mean_length = sum(map(len, lines)) / len(lines)
-    return share >= 0.5 and (len(lines) >= 3 or mean_length > 300), share, mean_length
+def looks_like_prose(lines: list[str]) -> tuple[bool, str]:
+    """Whether lines look like running prose rather than one sentence per line. Two signs, either enough: at
+    least half of the lines hold two or more sentence ends (long unwrapped paragraphs), or at least a third of the
+    line breaks fall inside a sentence (hard-wrapped text: a line without a sentence end followed, in the same
+    paragraph, by a line that starts in lower case). Returns ``(verdict, what was found)``."""
+    stripped = [line.strip() for line in lines]
+    text = [line for line in stripped if line]
+    if not text:
+        return False, ""
+    multi = sum(1 for line in text if len(_TERMINATOR.findall(line)) >= 2) / len(text)
+    mean_length = sum(map(len, text)) / len(text)
+    breaks = [(a, b) for a, b in zip(stripped, stripped[1:]) if a and b]
+    wrapped = sum(1 for a, b in breaks if not _TERMINATOR.search(a) and b[0].islower()) / len(breaks) if breaks else 0.0
+    if multi >= 0.5 and (len(text) >= 3 or mean_length > 300):
+        return True, (
+            f"{multi:.0%} of its first lines hold two or more sentence ends (mean line {mean_length:.0f} characters)"
+        )
+    if wrapped >= 1 / 3 and len(breaks) >= 5:
+        return True, f"{wrapped:.0%} of its first line breaks fall inside a sentence (hard-wrapped text)"
+    return False, ""
 
 
 def _head_lines(path: str, encoding: str, limit_bytes: int = 1 << 16, limit_lines: int = 200) -> list[str]:
@@ -284,12 +294,11 @@ def _resolve_format(f: CorpusFile, fmt: str | None, encoding: str) -> str:
         return fmt
     guessed = detect_format(f.path)
     if guessed == "sentences":
-        prose, share, mean_length = looks_like_prose(_head_lines(f.path, encoding))
+        prose, found = looks_like_prose(_head_lines(f.path, encoding))
         if prose:
             raise CorpusError(
                 f"{f.path}: expected one sentence per line (BERT's format, guessed from the file name), found "
-                f"running prose: {share:.0%} of its first lines hold two or more sentence ends (mean line "
-                f"{mean_length:.0f} characters). Pass --corpus_format text (format='text') to split it into "
+                f"running prose: {found}. Pass --corpus_format text (format='text') to split it into "
                 "sentences, with --document_per paragraph (blank lines between documents, the default), line (one "
                 "document per line) or file; or --corpus_format sentences to read each line as a sentence anyway."
             )
@@ -893,9 +902,22 @@ def _is_dataset(obj: Any) -> bool:
     return isinstance(obj, (datasets.Dataset, datasets.IterableDataset))
 
 
+# Extensions of files nsptask reads or writes: a name ending in one is a path, never a Hub id.
+_FILE_EXTENSIONS = {
+    ".txt", ".gz", ".bz2", ".xz", ".zst", ".json", ".jsonl", ".csv", ".tsv", ".parquet", ".xml", ".conll",
+    ".yaml", ".yml", ".arrow", ".safetensors", ".bin", ".npy", ".md",
+}  # fmt: skip
+
+
 def _looks_like_hub_id(name: str) -> bool:
-    # "owner/name" or "name": no file extension, not an explicit relative or absolute path.
-    return not name.startswith((".", "/", "~")) and name.count("/") <= 1 and "." not in os.path.basename(name)
+    """ "owner/name" or "name" (dots allowed: ``BAAI/bge-small-en-v1.5``), unless it reads as a local path: it
+    starts with ``.``, ``/`` or ``~``, has more than one ``/``, ends in a file extension, or its first part is a
+    folder here (``runs/missing-model`` when ``runs/`` exists)."""
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        return False
+    if "/" in name and os.path.isdir(name.split("/")[0]):
+        return False
+    return os.path.splitext(name)[1].lower() not in _FILE_EXTENSIONS
 
 
 def _generate_documents(shards: list, reader_kwargs: dict, fingerprint: str) -> Iterator[dict]:

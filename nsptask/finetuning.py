@@ -98,6 +98,18 @@ class FinetuneArguments(FinetuneOptions, TrainingArguments):
             self.seqeval_mode = None
         if not 0 < self.task_test_fraction < 1:
             raise ValueError(f"--task_test_fraction must lie in (0, 1), got {self.task_test_fraction}")
+        if not 0 <= self.task_validation_fraction < 1 - self.task_test_fraction:
+            raise ValueError(
+                f"--task_validation_fraction must lie in [0, 1 - task_test_fraction), got "
+                f"{self.task_validation_fraction} with --task_test_fraction {self.task_test_fraction}."
+            )
+        selects = self.load_best_model_at_end or self.early_stopping_patience
+        if self.task in CORPUS_TASKS and selects and self.task_validation_fraction == 0:
+            raise ValueError(
+                "--load_best_model_at_end and --early_stopping_patience choose a model on the evaluation set, which "
+                f"for the corpus task {self.task!r} is its test set unless there is a task validation set: pass "
+                "--task_validation_fraction (e.g. 0.15) to select on it and score the test set once at the end."
+            )
         if self.metric_for_best_model is None:
             self.metric_for_best_model = "f1" if self.task in TOKEN_TASKS else "accuracy"
         super().__post_init__()
@@ -134,7 +146,7 @@ class FinetuneResult:
     outputs: dict = field(default_factory=dict)
 
 
-def _corpus_task(task: str, data_args, tokenizer, test_fraction: float, seed: int):
+def _corpus_task(task: str, data_args, tokenizer, test_fraction: float, seed: int, validation_fraction: float = 0.0):
     from . import downstream
 
     common = dict(
@@ -142,6 +154,7 @@ def _corpus_task(task: str, data_args, tokenizer, test_fraction: float, seed: in
         validation_fraction=data_args.validation_fraction,
         split_seed=data_args.split_seed,
         test_fraction=test_fraction,
+        task_validation_fraction=validation_fraction,
         reader_kwargs=data_args.reader_kwargs(),
         tokenizer_backend=data_args.tokenizer_backend,
         cache_dir=data_args.data_cache_dir,
@@ -193,20 +206,23 @@ def check_encoder_loaded(model_dir: str, loading: dict) -> None:
 
 def _load_task_data(args, data_args, tokenizer, seed: int = 12345):
     """The task's DatasetDict (train/validation[/test]) with model inputs and ``labels``, and its label names.
-    Corpus tasks: ``train`` and ``validation`` (= the task's test documents)."""
+    Corpus tasks: ``train`` and ``validation`` (= the task's test documents), or with a task validation fraction
+    ``train``, ``validation`` (the task validation documents) and ``test``."""
     import datasets
 
     from . import downstream
 
     if args.task in CORPUS_TASKS:
         fraction = getattr(args, "task_test_fraction", None) or 0.3
-        raw, names = _corpus_task(args.task, data_args, tokenizer, fraction, seed)
+        held = getattr(args, "task_validation_fraction", None) or 0.0
+        raw, names = _corpus_task(args.task, data_args, tokenizer, fraction, seed, held)
         docs = downstream.task_documents(
             data_args.source,
             tokenizer,
             validation_fraction=data_args.validation_fraction,
             split_seed=data_args.split_seed,
             test_fraction=fraction,
+            task_validation_fraction=held,
             seed=data_args.instance_seed,
             max_seq_length=data_args.max_seq_length,
             reader_kwargs=data_args.reader_kwargs(),
@@ -215,6 +231,10 @@ def _load_task_data(args, data_args, tokenizer, seed: int = 12345):
         )
         docs.pop("_builder")
         check_task_leak(args.model_name_or_path, docs, getattr(args, "allow_pretraining_documents", False))
+        if "validation" in raw:
+            return datasets.DatasetDict(
+                {"train": raw["train"], "validation": raw["validation"], "test": raw["test"]}
+            ), names
         return datasets.DatasetDict({"train": raw["train"], "validation": raw["test"]}), names
     files = {
         "train": getattr(args, "train_file", None),
@@ -385,6 +405,7 @@ def finetune(
         "task": args.task,
         "head": "token-classification" if args.task in TOKEN_TASKS else "sequence-classification",
         "task_test_fraction": args.task_test_fraction,
+        "task_validation_fraction": args.task_validation_fraction,
         "max_seq_length": data_args.max_seq_length,
         "task_seed": data_args.instance_seed,
     }
@@ -543,6 +564,7 @@ def evaluate_model(args: EvaluateArguments, data_args=None, *, tokenizer=None) -
         repair_iob=args.repair_iob,
         label_names=expected,
         task_test_fraction=args.task_test_fraction or record.get("task_test_fraction") or 0.3,
+        task_validation_fraction=record.get("task_validation_fraction") or 0.0,
         allow_pretraining_documents=args.allow_pretraining_documents,
     )
     data, label_names = _load_task_data(options, data_args, tokenizer, seed=data_args.instance_seed)
@@ -601,6 +623,7 @@ class _TaskOptions:
     repair_iob: bool = False
     label_names: list[str] | None = None
     task_test_fraction: float = 0.3
+    task_validation_fraction: float = 0.0
     allow_pretraining_documents: bool = False
 
 

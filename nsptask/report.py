@@ -233,7 +233,8 @@ def summary_table(results: dict[str, Any]) -> dict[str, Any]:
                 "low": low,
                 "high": high,
                 "chance": chance,
-                "at_chance": chance is not None and low <= chance,
+                "at_chance": chance is not None and low <= chance,  # not above chance
+                "below_chance": chance is not None and high < chance,
                 "seeds": len(per_seed),
                 "examples": int(np.mean([len(x) for x in per_seed])),
                 "documents": samples[0].get("documents") if samples else None,
@@ -287,6 +288,8 @@ def cell_text(cell: dict | None) -> str:
     if not cell or math.isnan(cell["mean"]):
         return "-"
     text = f"{cell['mean'] * 100:.1f} ({cell['low'] * 100:.1f}–{cell['high'] * 100:.1f})"
+    if cell.get("below_chance"):
+        return text + ", below chance"
     if cell.get("at_chance"):
         return text + ", at chance"
     return f"**{text}**" if cell.get("separated_best") else text
@@ -356,6 +359,32 @@ def findings(summary: dict) -> list[str]:
             out.append(f"ALBERT's second effect does not appear: {sop_arm} learnt SOP but is at chance on NSP.")
         if not nsp_learnt and not sop_learnt:
             out.append("Neither sentence objective was learnt, so ALBERT's comparison (Table 5) cannot be made here.")
+    mlm_arm = next((a for a in by_arm if a.split(":")[0] == "mlm"), None)
+    if mlm_arm and nsp_arm:
+        # RoBERTa's Table 2 question: does removing NSP change the downstream scores?
+        for column in summary["columns"]:
+            if column["key"] in ("nsp", "sop", "mlm"):
+                continue
+            a, b = by_arm[mlm_arm].get(column["key"]), by_arm[nsp_arm].get(column["key"])
+            if not a or not b:
+                continue
+            if a["at_chance"] and b["at_chance"]:
+                verdict = "both are at or below chance, so the comparison cannot be made here"
+            elif a["low"] > b["high"]:
+                verdict = (
+                    f"removing NSP scores higher ({a['mean'] * 100:.1f} vs {b['mean'] * 100:.1f}), as RoBERTa found"
+                )
+            elif b["low"] > a["high"]:
+                verdict = (
+                    f"removing NSP scores lower ({a['mean'] * 100:.1f} vs {b['mean'] * 100:.1f}), as BERT's ablation "
+                    "found and RoBERTa's did not"
+                )
+            else:
+                verdict = (
+                    f"no difference is shown ({a['mean'] * 100:.1f} vs {b['mean'] * 100:.1f}, intervals overlap), "
+                    "so neither BERT's nor RoBERTa's direction is confirmed"
+                )
+            out.append(f"{column['name']}, {mlm_arm} against {nsp_arm}: {verdict}.")
     for column in summary["columns"]:
         if column["key"] in ("nsp", "sop"):
             continue
@@ -366,21 +395,25 @@ def findings(summary: dict) -> list[str]:
         means = [c["mean"] for c in cells.values()]
         spread = (max(means) - min(means)) * 100
         at_chance = [a for a, c in cells.items() if c["at_chance"]]
+        chance = [c["chance"] for c in cells.values() if c["chance"] is not None]
+        reference = f" (majority {np.mean(chance) * 100:.1f}%)" if chance else ""
         if best:
             out.append(
                 f"{column['name']}: {best[0]} is best, separated from the other arms by more than the intervals."
             )
+        elif at_chance and len(at_chance) == len(cells):
+            out.append(
+                f"{column['name']}: every arm is at or below chance{reference}, so no difference between them is "
+                "claimed."
+            )
+            continue
         else:
             out.append(
-                f"{column['name']}: the arms differ by {spread:.1f} points at most and their intervals overlap, so no "
-                "difference between them is shown."
+                f"{column['name']}: the arms differ by {spread:.1f} points at most and no arm's interval clears every "
+                "other arm's, so no best arm is shown."
             )
-        if at_chance and len(at_chance) == len(cells):
-            out.append(f"{column['name']}: every arm is at chance.")
-        elif column["key"] != "mlm":
+        if column["key"] != "mlm":
             above = [f"{a} ({c['mean'] * 100:.1f})" for a, c in cells.items() if not c["at_chance"]]
-            chance = [c["chance"] for c in cells.values() if c["chance"] is not None]
-            reference = f" (majority {np.mean(chance) * 100:.1f}%)" if chance else ""
             out.append(f"{column['name']}: above chance{reference}: {', '.join(above)}.")
     return out
 
@@ -612,7 +645,7 @@ def write_report(study_dir: str | Path, compare: list[str | Path] | None = None)
         "What removing next-sentence prediction does, measured on this corpus and budget. Rows are pretraining arms "
         "(objective:format); MLM, NSP and SOP are held-out intrinsic accuracies; the other columns are fine-tuned "
         f"downstream tasks. Each cell: mean over seeds in %, and its 95% interval from {covers}; {split_note}. "
-        "A cell whose interval reaches the majority class reads *at chance*; a value is bold only when its interval "
+        "A cell whose interval reaches the majority class reads *at chance*, one wholly below it *below chance*; a value is bold only when its interval "
         "clears every other arm's. There is no average column: the columns have different scales and chance levels.",
         "",
         _markdown_table(summary) if summary["rows"] else "_No finished run yet._",

@@ -15,8 +15,8 @@ equal, and checked:
   document, ``doc-sentences``) with the same masks for every arm, beside each arm's in-format MLM.
 
 Each (arm, seed) is then judged on held-out MLM, NSP and SOP accuracy (the arm's own sentence head where it was
-trained for that task, else a fresh head trained briefly on a fixed labelled set with the encoder frozen, as
-ALBERT scored its NSP model on SOP), and downstream: segment tagging, NSP and SOP as tasks, and any user tasks.
+trained for that task, else a fresh head (and pooler) trained briefly on a fixed labelled set with the encoder
+frozen, as ALBERT scored its NSP model on SOP), and downstream: segment tagging, NSP and SOP as tasks, and any user tasks.
 Per-example results are kept, so the report gives intervals (bootstrap over examples, and over seeds).
 
 The study directory records every finished step in ``STEP/done.json``; a re-run skips what is done and
@@ -218,6 +218,34 @@ def _bars_only() -> list:
     return [BarsOnlyProgressCallback()]
 
 
+def encoder_hash(model) -> str:
+    """A hash of a model's encoder (its base model's embeddings and layers, names and values; not the pooler,
+    which only a sentence head uses and an MLM-only class does not have)."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=8)
+    for name, tensor in sorted(model.base_model.state_dict().items()):
+        if name.startswith("pooler."):
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _starting_weights():
+    """A Trainer callback that hashes the encoder the training starts from (at step 0 only) into ``.value``."""
+    from transformers import TrainerCallback
+
+    class StartingWeights(TrainerCallback):
+        value = None
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 0 and model is not None:
+                self.value = encoder_hash(model)
+
+    return StartingWeights()
+
+
 def _quiet_trainer(trainer):
     from .training import use_given_progress_callback
 
@@ -332,6 +360,7 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         **_quiet_args(),
     )
     resume = any(out.glob("checkpoint-*"))
+    start = _starting_weights()
     arm_data = replace(data_args, data_format=data_format, split_seed=_split_seed(data_args, seed, args.vary_split))
     result = pretrain(
         training_args,
@@ -339,7 +368,7 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         train_dataset=train,
         eval_dataset=evaluation,
         tokenizer=tokenizer,
-        callbacks=_bars_only(),
+        callbacks=[*_bars_only(), start],
         resume_from_checkpoint=True if resume else None,
     )
     from .builder import PRETRAINING_DOCUMENTS_FILE, training_document_hashes
@@ -363,6 +392,9 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         "data_format": data_format,
         "seed": seed,
         "initial_model": init_dir,
+        # A hash of the encoder's weights as the Trainer started from them (None after a resumption): equal for
+        # every arm of a seed when they really start from the same weights.
+        "initial_encoder_hash": start.value,
         "updates": int(state.global_step),
         "tokens_seen": int(state.num_input_tokens_seen),
         "sequences_seen": int(result.metrics["train_sequences_seen"]),
@@ -493,7 +525,8 @@ def _pairs(dataset, label: str, token_types: str):
 
 
 def _probe(args, model_dir, train, evaluation, label, tokenizer, seed, out: Path):
-    """A fresh sentence-classification head on the frozen encoder, trained briefly on a fixed labelled set;
+    """A fresh sentence-classification head (with the family's pooler, if any) on the frozen encoder, trained briefly
+    on a fixed labelled set;
     returns its logits on the evaluation pairs."""
     import transformers
 

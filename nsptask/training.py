@@ -447,7 +447,14 @@ def pretrain(
     check_output_dir(args, resume=bool(resume_from_checkpoint))
     if tokenizer is None:
         name = data_args.tokenizer_name_or_path
-        if name is None and data_args.dataset and Path(data_args.dataset, "tokenizer").is_dir():
+        if name is None and data_args.dataset:
+            if not Path(data_args.dataset, "tokenizer").is_dir():
+                # Token ids mean nothing without the tokenizer that made them: never guess it.
+                raise ValueError(
+                    f"--dataset {data_args.dataset}: expected a local `nsptask build --output_dir` folder with its "
+                    "tokenizer/ beside the splits; found none. Pass --tokenizer_name_or_path with the tokenizer the "
+                    "dataset was built with."
+                )
             name = str(Path(data_args.dataset, "tokenizer"))
         tokenizer = load_tokenizer(name or args.model_name_or_path)
     check_pair_tokenizer(tokenizer, needs_pair=data_format in ("nsp", "sop", "sentence-pair"))

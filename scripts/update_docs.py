@@ -47,7 +47,12 @@ def _study_lines(results: dict, name: str) -> list[str]:
         f"{min(tokens):,}–{max(tokens):,}), seeds {ablate.get('seeds')}, length {data.get('max_seq_length')}, "
         f"{max(timing.get('wall_seconds', 0), timing.get('step_seconds', 0)) / 60:.1f} min and "
         f"{timing.get('peak_rss_mb', 0):,.0f} MB peak memory on "
-        f"{timing.get('cpus', '?')} CPU cores. Cells: mean over seeds in %, with a 95% interval (bootstrap over test examples and seeds).",
+        f"{timing.get('cpus', '?')} CPU cores. Cells: "
+        + (
+            "mean over seeds in %, with a 95% interval (bootstrap over test examples and seeds)."
+            if len(ablate.get("seeds") or []) > 1
+            else "in %, with a 95% interval (bootstrap over test examples; one seed)."
+        ),
     ]
 
 
@@ -164,8 +169,31 @@ def render_pretrain_speed() -> str:
     if data is None:
         return "_Run `python benchmarks/bench_pretrain.py`._"
     rows = ["| measure | nsptask | baseline | ratio |", "|---|---|---|---|"]
-    for row in data.get("table", []):
+    for row in data["table"]:
         rows.append(f"| {row['measure']} | {row['nsptask']} | {row['baseline']} | {row['ratio']} |")
+    return "\n".join(rows)
+
+
+def render_accumulation() -> str:
+    data = _load(PRETRAIN)
+    if data is None:
+        return "_Run `python benchmarks/bench_pretrain.py`._"
+    acc = data["accumulation"]
+    rows = [
+        "| family | head | largest weight update | largest difference, 8 x 2 vs 16 x 1 | update norm ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for key, value in acc.items():
+        if not isinstance(value, dict):
+            continue
+        if key.startswith("control_"):
+            family, head = "control: stock `Trainer`, `BertForPreTraining`", "dense"
+        else:
+            family, head = key.rsplit("_", 1)
+        rows.append(
+            f"| {family} | {head} | {value['largest_update']:.3g} | {value['max_abs_difference']:.2g} | "
+            f"{value['update_norm_ratio_accumulated_vs_one_batch']:.6f} |"
+        )
     return "\n".join(rows)
 
 
@@ -219,6 +247,7 @@ BLOCKS = {
     "pretrain-speed": render_pretrain_speed,
     "segment-examples": render_segment_examples,
     "cli-help": render_cli_help,
+    "accumulation": render_accumulation,
 }
 SOURCES = {
     "results-table": "`nsptask ablate --output_dir docs/results/default`",
@@ -228,6 +257,7 @@ SOURCES = {
     "pretrain-speed": "`python benchmarks/bench_pretrain.py`",
     "segment-examples": "`python scripts/update_docs.py`",
     "cli-help": "`python benchmarks/bench_cli.py`",
+    "accumulation": "`python benchmarks/bench_pretrain.py`",
 }
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 

@@ -260,3 +260,38 @@ def test_a_topic_sorted_corpus_gets_the_notnext_pairs_of_a_shuffled_one(tmp_path
     sorted_local = notnext_overlap("sorted", "corpus")
     assert abs(sorted_global - shuffled_global) < 0.1 * shuffled_global
     assert sorted_local > 1.5 * sorted_global  # consecutive pools draw negatives of the same topic
+
+
+def test_report_warns_on_skewed_labels_and_a_validation_split_too_small(tmp_path, tokenizer):
+    """Documents of one sentence make NotNext pairs only (no IsNext B exists); a small corpus leaves a validation
+    split too small to measure anything. Both are said in the report's warnings."""
+    from nsptask.corpus import iter_documents
+
+    path = tmp_path / "short.txt"
+    docs = [d["sentences"] for d in iter_documents()][:60]
+    path.write_text("\n\n".join(sentences[0] for sentences in docs) + "\n")  # one sentence per document
+    _, report = build_pretraining_dataset(
+        path, format="nsp", tokenizer=tokenizer, max_seq_length=64, return_report=True
+    )
+    warnings = report["warnings"]
+    assert report["splits"]["train"]["label_balance"] > 0.9
+    assert any("label balance" in w and "outside 0.4-0.6" in w for w in warnings), warnings
+    assert any(w.startswith("validation:") and "too few to measure" in w for w in warnings), warnings
+    # A corpus of real documents has neither warning.
+    _, report = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, return_report=True)
+    assert not any("label balance" in w or "too few" in w for w in report["warnings"])
+
+
+def test_a_document_id_used_twice_is_an_error(tmp_path, tokenizer):
+    """Rows sharing an id form one document only when consecutive: an id that comes back later would give two
+    documents one split hash and one seed."""
+    import json
+
+    path = tmp_path / "docs.jsonl"
+    rows = [{"id": "a", "text": "One sentence here. Another one."}, {"id": "b", "text": "B starts. B ends."}]
+    rows.append({"id": "a", "text": "A again, later. It repeats the id."})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match=r"Document id 'docs.jsonl:a'|Document id 'a'.*used by 2 documents"):
+        build_pretraining_dataset(
+            path, format="nsp", tokenizer=tokenizer, reader_kwargs={"doc_id_column": "id"}, validation_fraction=0
+        )

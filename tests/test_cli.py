@@ -62,6 +62,20 @@ def test_user_mistakes_end_in_one_line_before_any_work(tmp_path, capsys):
         assert time.perf_counter() - start < 30, argv  # no training, no Hub retries before the error
 
 
+def test_a_path_like_name_is_never_taken_for_a_hub_id_even_online(tmp_path, monkeypatch):
+    from nsptask.arguments import check_path_or_hub_id
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for name in ("runs/missing-model", "./model", "a/b/c", "corpus.txt", "~/model"):
+        with pytest.raises(ValueError, match="no such model folder on this machine"):
+            check_path_or_hub_id(name, "model folder", "model_name_or_path")
+    for name in ("bert-base-uncased", "BAAI/bge-small-en-v1.5", "owner/model"):  # Hub ids: left to the Hub
+        check_path_or_hub_id(name, "model folder", "model_name_or_path")
+
+
 def test_parser_enforces_choices_and_refuses_abbreviations(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["build", "--form", "nsp"])
@@ -184,6 +198,12 @@ def test_build_and_pretrain_share_one_cache_key_and_pretrain_reads_a_build(tmp_p
     )
     record = json.loads((tmp_path / "m2" / "nsptask_data.json").read_text())
     assert record["dataset"] == str(tmp_path / "built") and record["pretraining_documents"] > 50
+    # Without its tokenizer beside it, a dataset's ids cannot be read: an error, not a guessed tokenizer.
+    import shutil
+
+    shutil.copytree(tmp_path / "built", tmp_path / "bare", ignore=shutil.ignore_patterns("tokenizer"))
+    assert main(["pretrain", "--dataset", str(tmp_path / "bare"), "--output_dir", str(tmp_path / "m3")]) == 1
+    assert "--tokenizer_name_or_path" in capsys.readouterr().err
 
 
 def test_output_dir_is_not_overwritten_silently(tmp_path, capsys):

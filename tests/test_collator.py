@@ -120,16 +120,22 @@ def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer, features):
                 assert chosen[i] == chosen[i - 1], (tokens[i - 1], tokens[i])
 
 
-@pytest.mark.parametrize("model", ["bpe", "unigram"])
+@pytest.mark.parametrize("model", ["wordpiece", "bpe", "unigram"])
 def test_whole_words_follow_the_tokenizers_own_word_starts(model):
-    """SentencePiece/Unigram ('▁'): the collator's words are the tokenizer's own words (``word_ids()``). Byte-level
+    """WordPiece ('##', the shipped BERT vocabulary) and SentencePiece/Unigram ('▁'): the collator's words are the
+    tokenizer's own words (``word_ids()``, from its pre-tokenizer, not from the markers). Byte-level
     BPE ('Ġ'): they are the text's whitespace words, as transformers' own whole-word masking finds them from
     character offsets (its pre-tokenizer also splits punctuation off a word, which a whole-word mask keeps)."""
     from nsptask.corpus import iter_documents
     from nsptask.tokenization import train_tokenizer
 
     sentences = [s for d in list(iter_documents())[:30] for s in d["sentences"]]
-    tok = train_tokenizer(sentences, model=model, vocab_size=1500)
+    if model == "wordpiece":
+        from nsptask.tokenization import default_tokenizer
+
+        tok = default_tokenizer()
+    else:
+        tok = train_tokenizer(sentences, model=model, vocab_size=1500)
     collator = PretrainingCollator(tok, whole_word_mask=True)
     checked = 0
     for sentence in sentences[:300]:
@@ -147,7 +153,7 @@ def test_whole_words_follow_the_tokenizers_own_word_starts(model):
             while p < end and sentence[p].isspace():
                 p += 1
             words.append(int(word_of_char[p]) if p < end else int(word_of_char[min(end, len(sentence))]))
-        if model == "unigram":
+        if model in ("wordpiece", "unigram"):
             words = encoded.word_ids()
         starts = [i for i in range(len(ids)) if i == 0 or words[i] != words[i - 1]]
         assert [int(g[0]) for g in groups] == starts, sentence
@@ -177,3 +183,15 @@ def test_sentence_labels_pass_through_and_padding_is_counted(tokenizer, features
     assert collator.padding_fraction == pytest.approx((padded - sum(lengths)) / padded)
     assert collator.padding_fraction > 0.01
     assert "doc_index" in batch  # unused columns are passed on; the Trainer removes them before
+
+
+def test_whole_word_masking_refuses_a_tokenizer_without_a_known_word_convention():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, "a": 3, "b": 4}, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", mask_token="[MASK]")
+    PretrainingCollator(tok)  # single-token masking works with any tokenizer
+    with pytest.raises(ValueError, match="Whole-word masking needs the tokenizer's word convention"):
+        PretrainingCollator(tok, whole_word_mask=True)

@@ -389,6 +389,24 @@ def test_prose_in_a_txt_file_is_not_read_as_one_sentence_per_line(tmp_path):
     assert len(list(iter_documents(path, format="sentences"))) == 8  # when asked for, it is read as asked
 
 
+def test_hard_wrapped_prose_is_not_read_as_one_sentence_per_line(tmp_path):
+    """Text wrapped at 70 characters (Project Gutenberg's layout) has at most one sentence end per line; its line
+    breaks inside sentences give it away."""
+    import textwrap
+
+    docs = _bundled_docs(6)
+    path = tmp_path / "book.txt"
+    path.write_text("\n\n".join(textwrap.fill(" ".join(sentences), width=70) for sentences in docs) + "\n")
+    with pytest.raises(CorpusError, match=r"book.txt: expected one sentence per line.*hard-wrapped.*--corpus_format"):
+        list(iter_documents(path))
+    read = list(iter_documents(path, format="text"))
+    assert len(read) == 6 and len(read[0]["sentences"]) > 5
+    # A real one-sentence-per-line file (the bundled corpus's layout, headings included) is not taken for prose.
+    lines = tmp_path / "lines.txt"
+    lines.write_text("\n\n".join("\n".join(sentences) for sentences in docs) + "\n")
+    assert len(list(iter_documents(lines))) == 6
+
+
 def test_one_document_per_line_for_news_corpora(tmp_path):
     path = tmp_path / "news.txt"
     path.write_text("First story. It has two sentences.\n\nSecond story here. Also two.\nThird one.\n")

@@ -291,6 +291,42 @@ def test_finetune_refuses_a_task_made_of_pretraining_documents(pretrained_tiny, 
     assert record["split"] == {"validation_fraction": 0.2, "split_seed": 12345}
 
 
+def test_a_task_validation_set_is_its_own_documents_and_evaluate_checks_for_leaks(pretrained_tiny, tmp_path):
+    from nsptask.arguments import DataArguments, EvaluateArguments
+    from nsptask.finetuning import FinetuneArguments, evaluate_model, finetune
+
+    common = dict(task="nsp", model_name_or_path=pretrained_tiny, num_train_epochs=1, disable_tqdm=True)
+    # Model selection on a corpus task's test set is refused; a task validation set makes it possible.
+    with pytest.raises(ValueError, match="--task_validation_fraction"):
+        FinetuneArguments(
+            output_dir=str(tmp_path / "x"),
+            load_best_model_at_end=True,
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            **common,
+        )
+    args = FinetuneArguments(
+        output_dir=str(tmp_path / "ft"),
+        task_validation_fraction=0.3,
+        max_train_samples=32,
+        eval_strategy="no",
+        **common,
+    )
+    result = finetune(args, DataArguments(max_seq_length=64))
+    documents = {split: set(part["a_doc"]) | set(part["b_doc"]) for split, (part, _) in result.outputs.items()}
+    assert set(documents) == {"validation", "test"} and all(documents.values())
+    assert not documents["validation"] & documents["test"]
+    assert result.metrics["eval_examples"] > 0 and result.metrics["test_examples"] > 0
+    # evaluate reads the record (test fraction, validation fraction, seed): the same test examples, the same score.
+    again = evaluate_model(EvaluateArguments(model_name_or_path=str(tmp_path / "ft")), DataArguments())
+    assert again["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+    # ... and refuses data built from the model's pretraining documents, as finetune does.
+    with pytest.raises(ValueError, match=r"documents were in .*allow_pretraining_documents"):
+        evaluate_model(
+            EvaluateArguments(model_name_or_path=str(tmp_path / "ft")), DataArguments(validation_fraction=0.4)
+        )
+
+
 def test_nsp_task_classifier_fits_its_training_pairs(pretrained_tiny, tokenizer, tmp_path):
     """The fine-tuning machinery learns: scored on its own training pairs, the classifier leaves the majority
     class. (On held-out documents a 60-step tiny model stays at chance; the slow MiniLM test checks that.)"""

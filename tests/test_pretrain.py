@@ -211,12 +211,10 @@ class _StopAt(TrainerCallback):
 def test_mlm_nsp_reaches_held_out_nsp_accuracy_clearly_above_chance(tokenizer, tmp_path):
     """MLM+NSP on the bundled corpus with the tiny preset learns NSP on documents it never saw.
 
-    Measured on 2 CPU cores, seeds 42 and 43, held-out NSP accuracy (majority class 0.52) at steps 1,000 /
-    2,000 / 3,000 / 4,000 of a 6,000-step linear schedule: 0.52 / 0.49 / 0.64 / 0.71 and 0.53 / 0.55 /
-    0.64 / 0.73, while MLM accuracy climbs to 0.15. NSP is learnt late, after MLM, and abruptly; budgets that
-    end earlier or decay the rate sooner (4,000-step schedule, batch 16, length 64 or 256, constant or halved
-    rate) were at 0.52-0.55 in some runs, which is why this follows the 6,000-step schedule and stops at
-    4,000 (about 10 minutes).
+    NSP is learnt late, after MLM, and abruptly: when this schedule was chosen (an earlier nsptask version),
+    held-out NSP stayed at the majority class for the first half of the run and rose after it, and shorter
+    schedules or a faster decay sometimes ended at chance; hence the 6,000-step schedule stopped at 4,000. The
+    assertion is what matters: above both the majority class and the first evaluation by 10 points.
     """
     args = NspTrainingArguments(
         output_dir=str(tmp_path),

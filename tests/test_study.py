@@ -97,10 +97,12 @@ def test_every_arm_starts_from_the_same_checkpoint_weights(tmp_path, tokenizer):
     transformers.BertModel(config).save_pretrained(tmp_path / "encoder")  # a checkpoint without any head
     args = AblateArguments(output_dir=str(tmp_path), model_name_or_path=str(tmp_path / "encoder"), **REDUCED)
     init = _initial_model(args, _data(), tokenizer, 1, tmp_path)
-    mlm = _encoder_and_mlm_head(build_model("mlm", tokenizer, init)[0])
-    nsp = _encoder_and_mlm_head(build_model("mlm+nsp", tokenizer, init)[0])
-    for key in set(mlm) & set(nsp):
-        assert torch.equal(mlm[key], nsp[key]), key
+    arms = {o: _encoder_and_mlm_head(build_model(o, tokenizer, init)[0]) for o in ("mlm", "mlm+nsp", "mlm+sop")}
+    for objective, tensors in arms.items():
+        common = set(tensors) & set(arms["mlm+nsp"])
+        assert len(common) >= len(arms["mlm+nsp"]) - 2 and len(common) > 10, objective
+        for key in common:
+            assert torch.equal(tensors[key], arms["mlm+nsp"][key]), (objective, key)
 
 
 def test_reduced_study_writes_a_report_json_csv_and_plots_that_agree(study):
@@ -137,6 +139,18 @@ def test_reduced_study_writes_a_report_json_csv_and_plots_that_agree(study):
     assert "## What this run shows" in report and "Avg" not in report
     assert "bootstrap over the test examples and over the 2 seeds" in report
     assert "ALBERT (Lan et al., 2020), Table 5" in report and "versions: python" in report
+
+
+def test_every_arm_of_a_seed_starts_training_from_the_same_encoder(study):
+    """Hashed by a callback from the model the Trainer holds at step 0 of each arm's pretraining."""
+    results = json.loads((study / "results.json").read_text())
+    by_seed = {}
+    for run in results["runs"]:
+        value = run["pretrain"]["initial_encoder_hash"]
+        assert value, run["arm"]
+        by_seed.setdefault(run["seed"], set()).add(value)
+    assert all(len(v) == 1 for v in by_seed.values()), by_seed  # every arm of a seed: one start
+    assert len(set.union(*by_seed.values())) == len(by_seed)  # seeds: different starts
 
 
 def test_every_arm_gets_the_same_updates_and_tokens(study):
@@ -256,7 +270,27 @@ def test_report_marks_chance_and_bolds_only_a_separated_best():
     text = findings(summary)
     assert any("ALBERT's first effect appears" in t for t in text)
     assert any("ALBERT's second effect appears" in t for t in text)
-    assert any(t.startswith("MLM: the arms differ by 0.0 points") for t in text)
+    assert any(t.startswith("MLM: the arms differ by 0.0 points") and "no best arm is shown" in t for t in text)
+    # RoBERTa's question, on a downstream column: shown only when the two arms' intervals are apart.
+    for mlm_p, nsp_p, expected in (
+        (0.8, 0.6, "removing NSP scores higher"),
+        (0.6, 0.8, "removing NSP scores lower"),
+        (0.7, 0.7, "no difference is shown"),
+        (0.2, 0.3, "both are at or below chance, so the comparison cannot be made"),
+    ):
+        with_task = {**results, "tasks": ["coherence"], "runs": [dict(r) for r in results["runs"]]}
+        for run in with_task["runs"]:
+            p = {"mlm": mlm_p, "mlm+nsp:nsp": nsp_p}.get(run["arm"], 0.7)
+            run["downstream"] = {"coherence": {"examples": {"correct": draws(p, 600), "majority": 0.5}}}
+        summary = summary_table(with_task)
+        lines = [t for t in findings(summary) if "mlm against mlm+nsp:nsp" in t]
+        assert len(lines) == 1 and expected in lines[0], (expected, lines)
+    # The last case: below the majority class reads so, and the column claims no difference.
+    cell = {r["arm"]: r["cells"] for r in summary["rows"]}["mlm"]["task:coherence"]
+    assert cell["below_chance"] and cell_text(cell).endswith("below chance")
+    # ... and only the arm above it is listed as above chance.
+    lines = [t for t in findings(summary) if "above chance (majority 50.0%)" in t]
+    assert any("mlm+sop:sop (" in t and "mlm (" not in t and "mlm+nsp:nsp (" not in t for t in lines), lines
     # Nothing learnt: the findings say so.
     flat = {**results, "runs": [_run(a, s, draws(0.5), draws(0.5)) for a in results["arms"] for s in (1, 2)]}
     text = findings(summary_table(flat))
