@@ -457,7 +457,8 @@ def test_every_task_fine_tunes_evaluates_and_predicts_through_the_cli(task, cli_
     if task in ("segment-tagging", "ner"):
         assert main(["predict", "--model", str(ft), "--text", "The city of Paris grew along the Seine river ."]) == 0
         result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert len(result["tags"]) == 9 and set(result["tags"]) <= labels
+        assert result["words"][-1] == "." and len(result["tags"]) == len(result["words"]) == 10  # a tag per word
+        assert set(result["tags"]) <= labels
     else:
         pair = ["--text", "The city grew along the river.", "--text_pair", "It became a trading port."]
         outputs = []
