@@ -341,8 +341,9 @@ def findings(summary: dict) -> list[str]:
             below = [a for a in above if cells[a]["high"] < topic[key]["mean"]]
             if below:
                 out.append(
-                    f"On {name}, {', '.join(below)} stay below the topic-overlap reference "
-                    f"({topic[key]['mean'] * 100:.1f}): whatever they learnt, topic alone does better."
+                    f"On {name}, {', '.join(below)} {'stays' if len(below) == 1 else 'stay'} below the topic-overlap "
+                    f"reference ({topic[key]['mean'] * 100:.1f}): whatever "
+                    f"{'it' if len(below) == 1 else 'they'} learnt, topic alone does better."
                 )
     nsp_arm = next((a for a in by_arm if a.startswith("mlm+nsp")), None)
     sop_arm = next((a for a in by_arm if a.startswith("mlm+sop")), None)

@@ -180,14 +180,17 @@ class NspTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.mlm_key, self.sentence_key, self.sparse_head = mlm_key, sentence_key, sparse_head
         self._window = None
-        self.sequence_counter = next(
-            (cb for cb in self.callback_handler.callbacks if isinstance(cb, SequenceCounter)), None
-        )
         if self.pretraining:
             # The loss is normalised here over the accumulated batch: the Trainer must neither pass loss kwargs
             # to the model (which would ignore them) nor divide by the accumulation steps.
             self.model_accepts_loss_kwargs = False
             self.loss_is_scaled_for_ga = True
+
+    @property
+    def sequence_counter(self) -> SequenceCounter | None:
+        """The :class:`SequenceCounter` among the callbacks, looked up each time: on resumption the Trainer
+        replaces each stateful callback with a new instance restored from the checkpoint."""
+        return next((cb for cb in self.callback_handler.callbacks if isinstance(cb, SequenceCounter)), None)
 
     @property
     def pretraining(self) -> bool:
@@ -205,8 +208,9 @@ class NspTrainer(Trainer):
             if self.args.world_size > 1:
                 counts = self.accelerator.gather(counts).view(-1, 3).sum(0)
             self._window = counts.tolist()[:2]
-            if self.sequence_counter is not None:
-                self.sequence_counter.sequences += int(counts[2])
+            counter = self.sequence_counter
+            if counter is not None:
+                counter.sequences += int(counts[2])
         return batch_samples, num_items
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

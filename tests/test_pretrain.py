@@ -103,6 +103,9 @@ def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tokenizer, tm
     for key in ("eval_loss", "eval_mlm_accuracy", "eval_mlm_loss", "eval_nsp_accuracy"):
         assert resumed.metrics[key] == pytest.approx(full.metrics[key], rel=1e-5, abs=1e-6), key
     assert resumed.trainer.state.global_step == full.trainer.state.global_step == 14
+    # The study's budget counters continue across the resumption (the sequence count from the checkpoint).
+    for key in ("num_input_tokens_seen", "train_sequences_seen"):
+        assert resumed.metrics[key] == full.metrics[key] > 0, key
 
 
 def test_saved_model_reloads_with_the_same_logits_and_carries_a_model_card(tokenizer, tmp_path):
