@@ -373,7 +373,8 @@ def findings(summary: dict) -> list[str]:
                 verdict = "both are at or below chance, so the comparison cannot be made here"
             elif a["low"] > b["high"]:
                 verdict = (
-                    f"removing NSP scores higher ({a['mean'] * 100:.1f} vs {b['mean'] * 100:.1f}), as RoBERTa found"
+                    f"removing NSP scores higher ({a['mean'] * 100:.1f} vs {b['mean'] * 100:.1f}), the direction "
+                    "RoBERTa reported on its downstream tasks"
                 )
             elif b["low"] > a["high"]:
                 verdict = (

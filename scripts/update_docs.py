@@ -36,6 +36,16 @@ def _table(results: dict) -> str:
     return _markdown_table(results["summary"])
 
 
+def _time_taken(timing: dict) -> str:
+    wall, steps = timing.get("wall_seconds", 0), timing.get("step_seconds", 0)
+    if steps > wall * 1.05:  # sessions that were killed left no wall time: count the finished steps' own times
+        return (
+            f"at least {steps / 60:.1f} min (the finished steps' own times, summed: the run was interrupted and resumed, "
+            f"{timing.get('sessions', '?')} session(s) completed)"
+        )
+    return f"{wall / 60:.1f} min wall time"
+
+
 def _study_lines(results: dict, name: str) -> list[str]:
     timing = results.get("timing") or {}
     config = results.get("config", {})
@@ -45,8 +55,8 @@ def _study_lines(results: dict, name: str) -> list[str]:
         f"{name}: {ablate.get('model_family', 'bert')} `{ablate.get('preset')}` preset, "
         f"{ablate.get('token_budget', 0):,} tokens per arm ({config.get('updates')} updates; measured "
         f"{min(tokens):,}–{max(tokens):,}), seeds {ablate.get('seeds')}, length {data.get('max_seq_length')}, "
-        f"{max(timing.get('wall_seconds', 0), timing.get('step_seconds', 0)) / 60:.1f} min and "
-        f"{timing.get('peak_rss_mb', 0):,.0f} MB peak memory on "
+        + _time_taken(timing)
+        + f" and {timing.get('peak_rss_mb', 0):,.0f} MB peak memory on "
         f"{timing.get('cpus', '?')} CPU cores. Cells: "
         + (
             "mean over seeds in %, with a 95% interval (bootstrap over test examples and seeds)."
@@ -105,7 +115,8 @@ def render_build_speed() -> str:
         f"Ratios (x10): 2 processes vs 1, `hf` {ratios['np2_vs_np1_hf_x10']}x and `tokie` "
         f"{ratios.get('np2_vs_np1_tokie_x10', '-')}x; 2 processes vs one process with tokenizer threads, `hf` "
         f"{ratios['np2_vs_threads_hf_x10']}x; whole-tree memory 2 processes vs 1, `hf` "
-        f"{ratios['tree_memory_np2_vs_np1_hf_x10']}x. Best nsptask vs the baseline: `hf` "
+        f"{ratios['tree_memory_np2_vs_np1_hf_x10']}x, `tokie` {ratios.get('tree_memory_np2_vs_np1_tokie_x10', '-')}x. "
+        f"nsptask's fastest setting on {data['machine']['cpus']} cores vs the one-process baseline: `hf` "
         f"{ratios['hf_best_vs_baseline_x10']}x, `tokie` {ratios.get('tokie_best_vs_baseline_x10', '-')}x. The "
         f"tokenizers library alone, encoding the same sentences, takes "
         f"{ratios['hf_threads_time_in_tokenizers_library_x10']:.0%} of the `hf` build's time with its threads and "
@@ -114,6 +125,10 @@ def render_build_speed() -> str:
         f"`num_proc` and backend: x1 {identical['x1']}, x10 {identical['x10']}.",
     ]
     return "\n".join(rows)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def render_scale() -> str:
@@ -148,6 +163,7 @@ def render_scale() -> str:
     x10 = runs["single_x10_np2"]
     mb = data["dump_bytes"]["x10"] / 2**20
     per_core = mb / (x10["seconds"] * 2)  # compressed MB per core-second, with 2 processes
+    dask_per_core = data["dump_bytes"]["x100"] / 2**20 / (runs["dask_x100_2workers"]["seconds"] * 2)
     scaling = ratios["wikipedia_np2_vs_np1_speed"]
     held = (
         f"2 processes were {scaling}x as fast as 1 here"
@@ -158,8 +174,11 @@ def render_scale() -> str:
         "",
         f"An extrapolation, not a measurement: assuming English Wikipedia's multistream dump is about 22 GB "
         f"compressed, at the measured {per_core:.2f} MB of compressed dump per core-second (read, parse, split, "
-        f"tokenize, pair) one 64-core machine would need about {22 * 1024 / (per_core * 64) / 3600:.1f} h and 8 such "
-        f"machines about {22 * 1024 / (per_core * 512) / 3600:.1f} h, if the per-core rate holds ({held}).",
+        f"tokenize, pair) one 64-core machine would need about {_duration(22 * 1024 / (per_core * 64))}, if the "
+        f"per-core rate holds ({held}). Across machines the Dask engine's rate applies: at its measured "
+        f"{dask_per_core:.2f} MB per worker-second (x100), 8 such machines would need about "
+        f"{_duration(22 * 1024 / (dask_per_core * 512))}, not counting the client's global shuffle and pool "
+        f"assignment, which these runs do not measure at that scale.",
     ]
     return "\n".join(rows)
 
