@@ -161,8 +161,7 @@ def _tokenizer_rate(corpus: str, single: bool, queue) -> None:
     """The tokenizers library's own rate on the corpus's sentences (batches of 5,000), no nsptask code."""
     if single:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from nsptask.preprocessing import plain_backend
-    from nsptask.tokenization import default_tokenizer
+    from nsptask.tokenization import default_tokenizer, plain_backend
 
     backend = plain_backend(default_tokenizer())
     sentences = [line.strip() for line in open(corpus, encoding="utf-8") if line.strip()]

@@ -50,7 +50,7 @@ def throughput() -> dict:
 
     path = _minilm()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, max_seq_length=128)["train"]
+    data = build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer, max_seq_length=128)["train"]
     features = [
         {k: data[i][k] for k in ("input_ids", "token_type_ids", "next_sentence_label")} for i in range(16 * STEPS)
     ]
@@ -182,7 +182,7 @@ def padding() -> dict:
     from nsptask.tokenization import default_tokenizer
 
     tokenizer = default_tokenizer()
-    data = build_pretraining_dataset(format="sentence-pair", tokenizer=tokenizer)["train"]
+    data = build_pretraining_dataset(data_format="sentence-pair", tokenizer=tokenizer)["train"]
     results = {}
     for grouped in (False, True):
         from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -215,7 +215,7 @@ def _eval_memory(n: int, sparse: bool, queue) -> None:
     from nsptask.training import NspTrainingArguments, pretrain
 
     tokenizer = default_tokenizer()
-    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, dupe_factor=2)["train"]
+    data = build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer, dupe_factor=2)["train"]
     rows = data.select([i % len(data) for i in range(n)])
     model, _ = build_model("mlm+nsp", tokenizer, preset="tiny")
     process = psutil.Process()
@@ -353,7 +353,7 @@ def accumulation() -> dict:
     out: dict = {}
     for family, kind in FAMILY_TOKENIZERS.items():
         tokenizer = tokenizers[kind]
-        data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"]
+        data = build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"]
         data = data.select(range(16))
         for sparse in (True, False):
             updates = []
@@ -375,7 +375,9 @@ def accumulation() -> dict:
             out[f"{family}_{'sparse' if sparse else 'dense'}"] = _compare(*updates)
     # The control: stock Trainer, BertForPreTraining (dense), the same data and step.
     tokenizer = tokenizers["wordpiece"]
-    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"].select(range(16))
+    data = build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"].select(
+        range(16)
+    )
     data = data.select_columns(["input_ids", "token_type_ids", "next_sentence_label"])
     updates = []
     for batch, steps in ((16, 1), (8, 2)):

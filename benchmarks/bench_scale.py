@@ -88,7 +88,7 @@ def _single(dump: str, num_proc: int, queue) -> None:
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
         data = build_pretraining_dataset(
-            dump, format="nsp", tokenizer=tokenizer, num_proc=num_proc, cache_dir=cache, pool_size=POOL_SIZE
+            dump, data_format="nsp", tokenizer=tokenizer, num_proc=num_proc, data_cache_dir=cache, pool_size=POOL_SIZE
         )
         seconds = time.perf_counter() - start
         queue.put({"seconds": seconds, "instances": sum(len(d) for d in data.values()), "hash": instance_hash(data)})
@@ -124,7 +124,7 @@ def _dask(dump: str, workers: int, queue) -> None:
         sampler.start()
         start = time.perf_counter()
         build_with_dask(
-            DataArguments(corpus=[dump], pool_size=POOL_SIZE),
+            DataArguments.from_options(corpus=[dump], pool_size=POOL_SIZE),
             out,
             tokenizer,
             data_format="nsp",

@@ -6,7 +6,7 @@ accelerate launch examples/pretrain_api.py           # the same script on every 
 
 from nsptask import DataArguments, NspTrainingArguments, pretrain
 
-data = DataArguments(max_seq_length=128)  # the bundled corpus; corpus=["my_corpus.jsonl"] for yours
+data = DataArguments.from_options(max_seq_length=128)  # the bundled corpus; corpus=["my_corpus.jsonl"] for yours
 results = {}
 for objective in ("mlm+nsp", "mlm+sop", "mlm"):
     args = NspTrainingArguments(

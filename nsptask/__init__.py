@@ -1,22 +1,30 @@
 """nsptask: next-sentence prediction, sentence-order prediction and the "remove NSP" study on the
 Hugging Face stack.
 
-The public API is listed in ``__all__``; heavy modules (``datasets``, ``transformers``) are imported
-only when one of their names is first used.
+The public API is listed in ``__all__``. Deliberately lazy: a name's module (and ``datasets``, ``transformers`` or
+torch behind it) is imported when the name is first used, so ``import nsptask`` and the command line's ``--help``
+take no time. ``import nsptask.pipelines`` registers the ``next-sentence-prediction`` pipeline task (and ``import
+nsptask`` does when ``transformers.pipelines`` is already imported).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     # options shared by every command
     "DataArguments": "arguments",
+    "CorpusOptions": "arguments",
+    "SplitOptions": "arguments",
+    "PoolOptions": "arguments",
+    "TaskOptions": "arguments",
+    "ReaderOptions": "corpus",
     # corpus reading
-    "CorpusError": "corpus",
+    "CorpusError": "errors",
     "iter_documents": "corpus",
     "load_documents": "corpus",
     "plan_shards": "corpus",
@@ -39,6 +47,7 @@ _EXPORTS = {
     "create_instances": "instances",
     "PretrainingConfig": "builder",
     "PretrainingDataBuilder": "builder",
+    "pretraining_builder": "builder",
     "build_pretraining_dataset": "builder",
     "instance_features": "builder",
     "build_with_dask": "engine",
@@ -63,7 +72,7 @@ _EXPORTS = {
     "NspTrainingArguments": "training",
     "NspTrainer": "training",
     "pretrain": "training",
-    "load_build_output": "training",
+    "load_build_output": "publishing",
     "write_model_card": "model_card",
     # downstream
     "read_conll": "conll",
@@ -71,6 +80,8 @@ _EXPORTS = {
     "build_sentence_task": "downstream",
     "build_segment_tagging": "downstream",
     "task_documents": "downstream",
+    "build_corpus_task": "downstream",
+    "load_task_data": "downstream",
     "load_classification_data": "downstream",
     "seqeval_scores": "token_classification",
     "tokenize_and_align_labels": "token_classification",
@@ -79,8 +90,9 @@ _EXPORTS = {
     "EvaluateArguments": "arguments",
     "evaluate_model": "finetuning",
     "load_finetuned_model": "finetuning",
+    "NextSentencePredictionPipeline": "pipelines",
     # the study
-    "AblateArguments": "study",
+    "AblateArguments": "arguments",
     "run_study": "study",
     "write_report": "report",
 }
@@ -101,35 +113,5 @@ def __dir__() -> list[str]:
     return __all__
 
 
-def _register_pipeline() -> None:
-    """Make ``pipeline("next-sentence-prediction", ...)`` work after ``import nsptask``, without importing
-    ``transformers.pipelines`` (seconds) now: register right after transformers imports it."""
-    import importlib.abc
-    import importlib.util
-    import sys
-
-    if "transformers.pipelines" in sys.modules:
-        importlib.import_module(".pipelines", __name__)
-        return
-
-    class _AfterTransformersPipelines(importlib.abc.MetaPathFinder):
-        def find_spec(self, fullname, path, target=None):
-            if fullname != "transformers.pipelines":
-                return None
-            sys.meta_path.remove(self)
-            spec = importlib.util.find_spec(fullname)
-            if spec is None or spec.loader is None:
-                return spec
-            exec_module = spec.loader.exec_module
-
-            def exec_and_register(module):
-                exec_module(module)
-                importlib.import_module("nsptask.pipelines")
-
-            spec.loader.exec_module = exec_and_register
-            return spec
-
-    sys.meta_path.insert(0, _AfterTransformersPipelines())
-
-
-_register_pipeline()
+if "transformers.pipelines" in sys.modules:  # registering then costs nothing: do it now
+    importlib.import_module(".pipelines", __name__)

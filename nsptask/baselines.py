@@ -17,15 +17,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["overlap_baseline", "overlap_scores"]
 
 
 def _flat(dataset):
     """Token ids, segment ids (0 = A, 1 = B) and pair index of every token of a pair dataset, as numpy arrays."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     table = dataset.with_format("arrow")[:] if hasattr(dataset, "with_format") else pa.table(dataset)
     ids_column = table["input_ids"]
     lengths = pc.list_value_length(ids_column).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -37,11 +37,17 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import datasets
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets.exceptions import DatasetGenerationError
 
+from .arguments import DataArguments, PoolOptions, SplitOptions
+from .corpus import ReaderOptions, iter_documents, plan_shards, read_shard, source_fingerprint
 from .instances import (
     FORMATS,
     LABEL_NAMES,
@@ -53,25 +59,28 @@ from .instances import (
     create_instances,
 )
 from .preprocessing import order_keys, tokenize_documents, tokenizer_threads, validation_flags
+from .stats import build_report, check_unknown_counts
+from .tokenization import check_pair_tokenizer, load_tokenizer, plain_backend, reset_backend_choice
 
 __all__ = [
     "PretrainingConfig",
     "PretrainingDataBuilder",
     "TokenizedCorpusBuilder",
     "build_pretraining_dataset",
+    "pretraining_builder",
     "instance_features",
     "tokenizer_fingerprint",
     "training_document_hashes",
-    "POOL_ORDERS",
+    "ALGORITHM_VERSION",
 ]
 
 logger = logging.getLogger(__name__)
 
-POOL_ORDERS = ("shuffled", "corpus")
+# Part of every cache key: raise it when a change of the code changes the instances (or the tokenized documents)
+# that the same options give, so no cache built by an earlier algorithm is reused.
+ALGORITHM_VERSION = "2"
 BUILD_RECORD_FILE = "nsptask_build.json"  # beside a saved build: format, options, report
 PRETRAINING_DOCUMENTS_FILE = "pretraining_documents.npy"  # text hashes of the training documents
-# Warn above this share of unknown tokens; stop above the second unless allowed.
-UNK_WARN, UNK_STOP = 0.01, 0.05
 STREAMING_UNK_TOKENS = 200_000  # a streaming build checks the unknown-token rate on its first tokens
 
 _FORMAT_DESCRIPTIONS = {
@@ -83,32 +92,8 @@ _FORMAT_DESCRIPTIONS = {
     "coherence": "Coherence (downstream task): B continues A, or comes from the same document but not adjacent.",
 }
 
-READER_DEFAULTS = {
-    "format": None,
-    "text_column": "text",
-    "doc_id_column": None,
-    "splitter": "sentencex",
-    "language": "en",
-    "document_per": "paragraph",
-    "encoding": "utf-8",
-    "errors": "strict",
-    "split": "train",
-    "wiki_min_chars": 500,
-}
 
-
-def canonical_reader_kwargs(reader_kwargs: dict | None) -> dict:
-    """Reader options with every default filled in, so that equal settings give equal cache keys."""
-    out = dict(READER_DEFAULTS)
-    for key, value in (reader_kwargs or {}).items():
-        if key not in READER_DEFAULTS:
-            raise ValueError(f"Unknown corpus reader option {key!r}: expected one of {sorted(READER_DEFAULTS)}")
-        if value is not None or key in ("format", "doc_id_column"):
-            out[key] = value
-    return out
-
-
-def instance_features(format: str):
+def instance_features(data_format: str) -> datasets.Features:
     """The typed ``datasets.Features`` of a format's instances.
 
     Pair formats: ``input_ids``, ``token_type_ids``, the label (``next_sentence_label`` or
@@ -116,11 +101,9 @@ def instance_features(format: str):
     from: positions in the split's pooled document order), ``truncated_tokens`` and ``short_target``. Packed
     formats: ``input_ids``, ``doc_index`` and ``last_doc_index`` (first and last document in the block).
     """
-    import datasets
-
     columns: dict[str, Any] = {"input_ids": datasets.List(datasets.Value("int32"))}
-    if format in PAIR_FORMATS:
-        label_column = InstanceConfig(format=format).label_column
+    if data_format in PAIR_FORMATS:
+        label_column = InstanceConfig(data_format=data_format).label_column
         columns["token_type_ids"] = datasets.List(datasets.Value("int8"))
         columns[label_column] = datasets.ClassLabel(names=LABEL_NAMES[label_column])
         columns["doc_index"] = datasets.Value("int32")
@@ -133,9 +116,7 @@ def instance_features(format: str):
     return datasets.Features(columns)
 
 
-def tokenized_features():
-    import datasets
-
+def tokenized_features() -> datasets.Features:
     return datasets.Features(
         {
             "doc_id": datasets.Value("string"),
@@ -154,8 +135,6 @@ def tokenized_features():
 def tokenizer_fingerprint(tokenizer) -> str:
     """A hash of what decides a tokenizer's ids: its ``tokenizer.json`` (without truncation and padding) and
     its special tokens. The same tokenizer loaded from a path or passed as an object gives the same value."""
-    from .preprocessing import plain_backend
-
     payload = json.dumps(
         {
             "backend": plain_backend(tokenizer).to_str(),
@@ -166,86 +145,34 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _resolve_tokenizer(tokenizer):
-    from .tokenization import load_tokenizer
-
-    return load_tokenizer(tokenizer)
-
-
-_TEMPLATES = None  # a WeakKeyDictionary, made at first use
-
-
-def sequence_template(tokenizer) -> SequenceTemplate:
-    """The special tokens the tokenizer frames pairs and single sequences with (cached per tokenizer)."""
-    global _TEMPLATES
-    import weakref
-
-    if _TEMPLATES is None:
-        _TEMPLATES = weakref.WeakKeyDictionary()
-    template = _TEMPLATES.get(tokenizer)
-    if template is None:
-        template = _TEMPLATES[tokenizer] = SequenceTemplate.from_tokenizer(tokenizer)
-    return template
-
-
-def instance_config_for(config, tokenizer) -> InstanceConfig:
-    """The build's instance parameters with the tokenizer's count of special tokens."""
-    from dataclasses import replace
-
-    template = sequence_template(tokenizer)
-    return replace(
-        config.instance_config, pair_specials=template.pair_specials, single_specials=template.single_specials
-    )
-
-
-def _builder_config_base():
-    import datasets
-
-    return datasets.BuilderConfig
-
-
 def _key(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
-class TokenizedCorpusConfig(_builder_config_base()):
+class TokenizedCorpusConfig(datasets.BuilderConfig):
     """Configuration of :class:`TokenizedCorpusBuilder`: the corpus, how to read it and the tokenizer."""
 
     source: Any = None
-    reader_kwargs: dict = field(default_factory=dict)
+    reader: ReaderOptions = field(default_factory=ReaderOptions)
     tokenizer: Any = None
     tokenizer_backend: str = "hf"
     max_sentence_tokens: int = 125
 
     def create_config_id(self, config_kwargs: dict, custom_features=None) -> str:
-        from .corpus import source_fingerprint
-
         return "tokenized-" + _key(
             {
-                "source": source_fingerprint(self.source),
-                "reader": {k: v for k, v in canonical_reader_kwargs(self.reader_kwargs).items() if k != "splitter"}
-                | {"splitter": _splitter_name(self.reader_kwargs.get("splitter"))},
-                "tokenizer": tokenizer_fingerprint(_resolve_tokenizer(self.tokenizer)),
+                "algorithm": ALGORITHM_VERSION,
+                "source": source_fingerprint(self.source, self.reader),
+                "reader": self.reader.fingerprint(),
+                "tokenizer": tokenizer_fingerprint(load_tokenizer(self.tokenizer)),
                 "backend": self.tokenizer_backend,
                 "max_sentence_tokens": self.max_sentence_tokens,
             }
         )
 
 
-def _splitter_name(splitter) -> str:
-    if splitter is None or isinstance(splitter, str):
-        return splitter or "sentencex"
-    return f"{type(splitter).__module__}.{type(splitter).__qualname__}:{getattr(splitter, '__dict__', '')}"
-
-
-def _builder_base():
-    import datasets
-
-    return datasets.ArrowBasedBuilder
-
-
-class TokenizedCorpusBuilder(_builder_base()):
+class TokenizedCorpusBuilder(datasets.ArrowBasedBuilder):
     """``datasets`` builder of a corpus's tokenized documents: one row per document (skipped ones included,
     with their reason), in corpus order. Reading, sentence splitting and tokenizing run in one pass per input
     shard; shards are spread over ``num_proc`` processes."""
@@ -259,46 +186,27 @@ class TokenizedCorpusBuilder(_builder_base()):
         self._num_proc: int | None = None
 
     def _info(self):
-        import datasets
-
         return datasets.DatasetInfo(description="Tokenized documents", features=tokenized_features())
 
     @property
     def tokenizer(self):
         if not hasattr(self, "_tokenizer_obj"):
-            self._tokenizer_obj = _resolve_tokenizer(self.config.tokenizer)
+            self._tokenizer_obj = load_tokenizer(self.config.tokenizer)
         return self._tokenizer_obj
 
     def download_and_prepare(self, *args, num_proc: int | None = None, **kwargs):
         self._num_proc = num_proc
-        # Processes get one core each: their tokenizers must not start threads (and a fork after the
-        # parent's tokenizer used its threads would print a warning and disable them anyway).
-        with _environ(TOKENIZERS_PARALLELISM="false") if num_proc and num_proc > 1 else _nullcontext():
-            with _clear_errors():
-                return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
+        reset_backend_choice(self.tokenizer)  # every build checks tokie against hf on its own first sentences
+        # Processes get one core each: their tokenizers must not start threads of their own.
+        with tokenizer_threads(single=bool(num_proc and num_proc > 1)), _clear_errors():
+            return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
 
     def _split_generators(self, dl_manager):
-        import datasets
-
-        from .corpus import plan_shards
-
-        cfg = self.config
         num_proc = self._num_proc or 1
-        reader = canonical_reader_kwargs(cfg.reader_kwargs)
-        shards, ignored = plan_shards(
-            cfg.source,
-            4 * num_proc if num_proc > 1 else 1,
-            format=reader["format"],
-            encoding=reader["encoding"],
-            document_per=reader["document_per"],
-            doc_id_column=reader["doc_id_column"],
-        )
-        self.ignored_files = ignored
+        shards, _ = plan_shards(self.config.source, 4 * num_proc if num_proc > 1 else 1, self.config.reader)
         return [datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"shards": shards})]
 
     def _generate_tables(self, shards):
-        import datasets
-
         single = self._num_proc is not None  # an explicit process count means one core per process
         for key, table in enumerate(tokenized_shard_tables(shards, self.config, self.tokenizer, single)):
             yield datasets.builder.Key(0, key), table
@@ -306,32 +214,26 @@ class TokenizedCorpusBuilder(_builder_base()):
 
 def tokenized_shard_tables(shards, cfg: TokenizedCorpusConfig, tokenizer, single_thread: bool, batch_docs: int = 512):
     """Read, split and tokenize input shards, yielding Arrow tables of tokenized documents (in order)."""
-    import pyarrow as pa
-
-    from .corpus import read_shard
-
-    reader = canonical_reader_kwargs(cfg.reader_kwargs)
-    options = {k: v for k, v in reader.items() if k != "format"}
     schema = tokenized_features().arrow_schema
     with tokenizer_threads(single_thread):
         for shard in shards:
             batch: list[dict] = []
-            for doc in read_shard(shard, **options):
+            for doc in read_shard(shard, cfg.reader):
                 batch.append(doc)
                 if len(batch) == batch_docs:
-                    yield _tokenized_table(batch, tokenizer, cfg, schema, pa)
+                    yield _tokenized_table(batch, tokenizer, cfg, schema)
                     batch = []
             if batch:
-                yield _tokenized_table(batch, tokenizer, cfg, schema, pa)
+                yield _tokenized_table(batch, tokenizer, cfg, schema)
 
 
-def _tokenized_table(docs: list[dict], tokenizer, cfg, schema, pa):
+def _document_batch(docs: list[dict]) -> dict[str, list]:
+    return {key: [d[key] for d in docs] for key in ("doc_id", "sentences", "skipped")}
+
+
+def _tokenized_table(docs: list[dict], tokenizer, cfg: TokenizedCorpusConfig, schema):
     out = tokenize_documents(
-        {
-            "doc_id": [d["doc_id"] for d in docs],
-            "sentences": [d["sentences"] for d in docs],
-            "skipped": [d["skipped"] for d in docs],
-        },
+        _document_batch(docs),
         tokenizer=tokenizer,
         max_sentence_tokens=cfg.max_sentence_tokens,
         backend=cfg.tokenizer_backend,
@@ -355,113 +257,78 @@ def _tokenized_table(docs: list[dict], tokenizer, cfg, schema, pa):
 
 
 @dataclass
-class PretrainingConfig(_builder_config_base()):
-    """Configuration of :class:`PretrainingDataBuilder`: the format, the algorithm's parameters, the corpus
-    and the tokenizer.
+class PretrainingConfig(datasets.BuilderConfig):
+    """Configuration of :class:`PretrainingDataBuilder`: the corpus, the four option objects that decide the
+    instances, and the tokenizer. The config ``name`` is the format (``instances.data_format`` follows it).
 
     Args:
-        format (`str`, *optional*, defaults to `"nsp"`): ``nsp``, ``sentence-pair``, ``sop``,
-            ``full-sentences``, ``doc-sentences`` or ``coherence``. The config ``name`` is the format.
-        max_seq_length, short_seq_prob, short_seq_mode, nsp_probability, dupe_factor, seed: See
-            :class:`nsptask.instances.InstanceConfig` (``seed`` also seeds the shuffle before pooling).
-        validation_fraction (`float`, *optional*, defaults to 0.2): Share of documents in validation.
-        split_seed (`int`, *optional*, defaults to 12345): Seed of the document split.
-        pool_size (`int`, *optional*, defaults to 1000): Documents per random-document pool: NotNext
-            segments come from another document of the same pool. Bounds memory.
-        pool_order (`str`, *optional*, defaults to `"shuffled"`): ``shuffled`` pools documents after a seeded
-            global shuffle (Google draws random documents from the whole corpus); ``corpus`` pools consecutive
-            documents in corpus order (streaming needs it).
-        unit_size (`int`, *optional*, defaults to 16): Documents per work unit (the grain of ``num_proc``).
-        shard_index (`int`, *optional*, defaults to 0), num_shards (`int`, *optional*, defaults to 1): Build
-            only the pools with ``pool % num_shards == shard_index`` (multi-machine builds).
         source (*optional*): The corpus (see :func:`nsptask.corpus.iter_documents`); bundled corpus if `None`.
-        reader_kwargs (`dict`, *optional*): Passed to the corpus reader (``format``, ``text_column``, ...).
+        reader (`ReaderOptions`): How the corpus is read.
+        instances (`InstanceConfig`): The algorithm's parameters (its format is the config name).
+        split (`SplitOptions`): The document split (unset values take the defaults, 0.2 / 12345).
+        pools (`PoolOptions`): Random-document pools, work units and machine shards.
         tokenizer (*optional*): Tokenizer object, path or Hub id; the default WordPiece tokenizer if `None`.
-        tokenizer_backend (`str`, *optional*, defaults to `"hf"`): ``"hf"`` or ``"tokie"`` (fast path).
+        tokenizer_backend (`str`, *optional*, defaults to `"hf"`): ``"hf"`` (the tokenizers library), ``"tokie"``
+            (its ids are checked against hf's on the first batch; a difference is an error) or ``"auto"`` (tokie where
+            that check passes, else hf). The same ids in every case.
         allow_unknown_tokens (`bool`, *optional*, defaults to `False`): Build even when more than 5% of the
             corpus's tokens are unknown to the tokenizer (above 1% is a warning in the report).
     """
 
-    format: str = "nsp"
-    max_seq_length: int = 128
-    short_seq_prob: float = 0.1
-    short_seq_mode: str = "document"
-    nsp_probability: float = 0.5
-    dupe_factor: int = 1
-    seed: int = 12345
-    validation_fraction: float = 0.2
-    split_seed: int = 12345
-    pool_size: int = 1000
-    pool_order: str = "shuffled"
-    unit_size: int = 16
-    shard_index: int = 0
-    num_shards: int = 1
     source: Any = None
-    reader_kwargs: dict = field(default_factory=dict)
+    reader: ReaderOptions = field(default_factory=ReaderOptions)
+    instances: InstanceConfig = field(default_factory=InstanceConfig)
+    split: SplitOptions = field(default_factory=SplitOptions)
+    pools: PoolOptions = field(default_factory=PoolOptions)
     tokenizer: Any = None
     tokenizer_backend: str = "hf"
     allow_unknown_tokens: bool = False
 
     def __post_init__(self):
         super().__post_init__()
-        if self.name in FORMATS and self.format != self.name:
-            self.format = self.name
         self.validate()
 
     def validate(self) -> None:
-        """Check every option (the ``datasets`` builder sets overrides after construction, so this runs again
-        when the cache key is made)."""
+        """Settle the format (the config name), the length and the split (the ``datasets`` builder sets overrides
+        after construction, so this runs again when the cache key is made)."""
         if self.name in FORMATS:
-            self.format = self.name
-        _ = self.instance_config  # validates the algorithm's parameters
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must lie in [0, 1), got {self.validation_fraction}")
-        if self.pool_size < 2 or self.unit_size < 1:
-            raise ValueError("pool_size must be >= 2 and unit_size >= 1")
-        if self.pool_order not in POOL_ORDERS:
-            raise ValueError(f"pool_order must be one of {POOL_ORDERS}, got {self.pool_order!r}")
-        if not 0 <= self.shard_index < self.num_shards:
-            raise ValueError(f"shard_index must lie in [0, num_shards), got {self.shard_index} of {self.num_shards}")
-        if self.tokenizer_backend not in ("hf", "tokie"):
-            raise ValueError(f"tokenizer_backend must be 'hf' or 'tokie', got {self.tokenizer_backend!r}")
-        canonical_reader_kwargs(self.reader_kwargs)
+            self.instances = self.instances.resolved(data_format=self.name)
+        else:
+            self.instances = self.instances.resolved()
+        self.split = replace(self.split).resolve()
+        if self.tokenizer_backend not in ("auto", "hf", "tokie"):
+            raise ValueError(f"tokenizer_backend must be 'auto', 'hf' or 'tokie', got {self.tokenizer_backend!r}")
 
     @property
-    def instance_config(self) -> InstanceConfig:
-        return InstanceConfig(
-            format=self.format,
-            max_seq_length=self.max_seq_length,
-            short_seq_prob=self.short_seq_prob,
-            short_seq_mode=self.short_seq_mode,
-            nsp_probability=self.nsp_probability,
-            dupe_factor=self.dupe_factor,
-            seed=self.seed,
-        )
+    def data_format(self) -> str:
+        return self.instances.data_format
 
-    def tokenized_config(self, tokenizer) -> dict:
-        """The options of the tokenized corpus this build reads."""
-        return {
-            "source": self.source,
-            "reader_kwargs": self.reader_kwargs,
-            "tokenizer": tokenizer,
-            "tokenizer_backend": self.tokenizer_backend,
-            "max_sentence_tokens": instance_config_for(self, tokenizer).max_sentence_tokens,
-        }
+    def max_sentence_tokens(self, tokenizer) -> int:
+        return SequenceTemplate.of(tokenizer).max_sentence_tokens(self.instances.max_seq_length)
+
+    def tokenized_builder(self, tokenizer, cache_dir: str | None = None) -> TokenizedCorpusBuilder:
+        """The builder of the tokenized corpus this build reads (its config is this corpus, reader and tokenizer)."""
+        return TokenizedCorpusBuilder(
+            cache_dir=cache_dir,
+            source=self.source,
+            reader=self.reader,
+            tokenizer=tokenizer,
+            tokenizer_backend=self.tokenizer_backend,
+            max_sentence_tokens=self.max_sentence_tokens(tokenizer),
+        )
 
     def fingerprint(self) -> str:
         """What decides the instances, as a hash: the same settings give the same value in every command."""
-        from .corpus import source_fingerprint
-
         self.validate()
         return _key(
             {
-                "instances": vars(self.instance_config),
-                "split": [self.validation_fraction, self.split_seed],
-                "pools": [self.pool_size, self.pool_order, self.shard_index, self.num_shards],
-                "source": source_fingerprint(self.source),
-                "reader": canonical_reader_kwargs(self.reader_kwargs)
-                | {"splitter": _splitter_name(self.reader_kwargs.get("splitter"))},
-                "tokenizer": tokenizer_fingerprint(_resolve_tokenizer(self.tokenizer)),
+                "algorithm": ALGORITHM_VERSION,
+                "instances": vars(self.instances),
+                "split": vars(self.split),
+                "pools": vars(self.pools),
+                "source": source_fingerprint(self.source, self.reader),
+                "reader": self.reader.fingerprint(),
+                "tokenizer": tokenizer_fingerprint(load_tokenizer(self.tokenizer)),
                 "backend": self.tokenizer_backend,
                 "allow_unknown_tokens": self.allow_unknown_tokens,
             }
@@ -471,14 +338,14 @@ class PretrainingConfig(_builder_config_base()):
         return f"{self.name}-{self.fingerprint()}"
 
 
-class PretrainingDataBuilder(_builder_base()):
+class PretrainingDataBuilder(datasets.ArrowBasedBuilder):
     """``datasets`` builder of sentence-level pretraining instances (NSP, SENTENCE-PAIR, SOP, FULL- and
     DOC-SENTENCES) from a document corpus.
 
     Example:
         ```python
-        >>> from nsptask import PretrainingDataBuilder
-        >>> builder = PretrainingDataBuilder(config_name="sop", max_seq_length=64)
+        >>> from nsptask import InstanceConfig, PretrainingDataBuilder
+        >>> builder = PretrainingDataBuilder(config_name="sop", instances=InstanceConfig(max_seq_length=64))
         >>> builder.download_and_prepare(num_proc=2)
         >>> builder.as_dataset()["train"].features["sentence_order_label"].names
         ['InOrder', 'Swapped']
@@ -486,7 +353,7 @@ class PretrainingDataBuilder(_builder_base()):
     """
 
     BUILDER_CONFIG_CLASS = PretrainingConfig
-    BUILDER_CONFIGS = [PretrainingConfig(name=f, format=f, description=_FORMAT_DESCRIPTIONS[f]) for f in FORMATS]
+    BUILDER_CONFIGS = [PretrainingConfig(name=f, description=_FORMAT_DESCRIPTIONS[f]) for f in FORMATS]
     DEFAULT_CONFIG_NAME = "nsp"
     DEFAULT_WRITER_BATCH_SIZE = 10_000
 
@@ -498,30 +365,24 @@ class PretrainingDataBuilder(_builder_base()):
         self._orders: dict[str, np.ndarray] = {}
 
     def _info(self):
-        import datasets
-
         return datasets.DatasetInfo(
-            description=_FORMAT_DESCRIPTIONS[self.config.format], features=instance_features(self.config.format)
+            description=_FORMAT_DESCRIPTIONS[self.config.data_format],
+            features=instance_features(self.config.data_format),
         )
 
     # -- tokenizer and documents -------------------------------------------------------------------
     @property
     def tokenizer(self):
-        from .tokenization import check_pair_tokenizer
-
         if not hasattr(self, "_tokenizer_obj"):
-            self._tokenizer_obj = _resolve_tokenizer(self.config.tokenizer)
-            check_pair_tokenizer(self._tokenizer_obj, needs_pair=self.config.format in PAIR_FORMATS)
+            self._tokenizer_obj = load_tokenizer(self.config.tokenizer)
+            check_pair_tokenizer(self._tokenizer_obj, needs_pair=self.config.data_format in PAIR_FORMATS)
         return self._tokenizer_obj
 
     def tokenized_documents(self, num_proc: int | None = None):
         """All documents of the corpus, tokenized (a cached ``datasets.Dataset``), skipped ones included."""
         if self._tokenized is None:
-            from .distributed import main_process_first
-
-            with main_process_first(desc="nsptask: reading and tokenizing the corpus"), _clear_errors():
-                options = self.config.tokenized_config(self.tokenizer)
-                builder = TokenizedCorpusBuilder(cache_dir=self._cache_dir_root, **options)
+            with _clear_errors():
+                builder = self.config.tokenized_builder(self.tokenizer, self._cache_dir_root)
                 builder.download_and_prepare(num_proc=num_proc)
                 self._tokenized = builder.as_dataset(split="train")
         return self._tokenized
@@ -530,7 +391,8 @@ class PretrainingDataBuilder(_builder_base()):
         """Row indices (into :meth:`tokenized_documents`) of a split's usable documents, in pooled order: the
         instances' ``doc_index`` indexes this array."""
         if split not in self._orders:
-            self._orders.update(split_orders(self.tokenized_documents(self._num_proc), self.config))
+            tokenized = self.tokenized_documents(self._num_proc)
+            self._orders.update(split_orders(tokenized, self.config))
         return self._orders[split]
 
     def split_documents(self, split: str):
@@ -544,12 +406,10 @@ class PretrainingDataBuilder(_builder_base()):
 
     # -- splits --------------------------------------------------------------------------------------
     def _split_generators(self, dl_manager):
-        import datasets
-
         cfg = self.config
-        names = [datasets.Split.TRAIN] + ([datasets.Split.VALIDATION] if cfg.validation_fraction > 0 else [])
+        names = [datasets.Split.TRAIN] + ([datasets.Split.VALIDATION] if cfg.split.validation_fraction > 0 else [])
         if isinstance(dl_manager, datasets.StreamingDownloadManager):
-            if cfg.pool_order != "corpus":
+            if cfg.pools.pool_order != "corpus":
                 raise ValueError(_STREAMING_ORDER_MESSAGE)
             return [datasets.SplitGenerator(name=n, gen_kwargs={"stream_split": str(n)}) for n in names]
         tokenized = self.tokenized_documents(self._num_proc)
@@ -559,17 +419,15 @@ class PretrainingDataBuilder(_builder_base()):
             order = self.split_order(str(name))
             if len(order) == 0:
                 raise ValueError(_empty_split_message(str(name), tokenized, cfg))
-            if cfg.format in NEEDS_OTHER_DOCUMENT and len(order) < 2:
-                raise ValueError(_single_document_message(cfg.format, str(name)))
-            units = _work_units(len(order), cfg)
+            if cfg.data_format in NEEDS_OTHER_DOCUMENT and len(order) < 2:
+                raise ValueError(_single_document_message(cfg.data_format, str(name)))
+            units = _work_units(len(order), cfg.pools)
             generators.append(
                 datasets.SplitGenerator(name=name, gen_kwargs={"units": units, "documents": tokenized, "order": order})
             )
         return generators
 
     def _generate_tables(self, units=None, documents=None, order=None, stream_split=None):
-        import datasets
-
         if stream_split is not None:
             iterator = self._stream_tables(stream_split)
         else:
@@ -590,78 +448,88 @@ class PretrainingDataBuilder(_builder_base()):
     def _stream_tables(self, split: str) -> Iterator:
         """Streaming: read, tokenize and pool documents lazily; the instances of the Arrow build with
         ``pool_order="corpus"``."""
-        from .corpus import iter_documents
-
         cfg = self.config
-        reader = canonical_reader_kwargs(cfg.reader_kwargs)
-        tokenizer = self.tokenizer
-        want_validation = split == "validation"
-        pending: list[dict] = []
-        index = 0
-        pool_number = 0
-        unk = {"unknown": 0, "tokens": 0, "checked": False}
-
-        def flush(docs):
-            nonlocal index, pool_number
-            group = DocumentGroup(
-                tokens=np.concatenate([d["input_ids"] for d in docs]) if docs else np.zeros(0, np.int32),
-                sentence_lengths=[d["sentence_lengths"] for d in docs],
-                doc_indices=list(range(index, index + len(docs))),
-                doc_ids=[d["doc_id"] for d in docs],
-            )
-            index += len(docs)
-            mine = pool_number % cfg.num_shards == cfg.shard_index
-            pool_number += 1
-            if mine:
-                for u in range(0, len(docs), cfg.unit_size):
-                    yield instances_table(group, range(u, min(u + cfg.unit_size, len(docs))), cfg, tokenizer)
-
-        def usable(docs):
-            out = tokenize_documents(
-                {
-                    "doc_id": [d["doc_id"] for d in docs],
-                    "sentences": [d["sentences"] for d in docs],
-                    "skipped": [d["skipped"] for d in docs],
-                },
-                tokenizer=tokenizer,
-                max_sentence_tokens=instance_config_for(cfg, tokenizer).max_sentence_tokens,
-                backend=cfg.tokenizer_backend,
-            )
-            flags = validation_flags(np.asarray(out["doc_key"], np.uint64), cfg.validation_fraction, cfg.split_seed)
-            if not unk["checked"]:
-                # A streaming build never sees the whole corpus: the unknown-token check runs on its first
-                # STREAMING_UNK_TOKENS tokens (both splits), once.
-                unk["unknown"] += int(sum(out["unk_tokens"]))
-                unk["tokens"] += int(sum(len(ids) for ids in out["input_ids"]))
-                if unk["tokens"] >= STREAMING_UNK_TOKENS:
-                    check_unknown_counts(unk["unknown"], unk["tokens"], cfg)
-                    unk["checked"] = True
-            return [
-                {
-                    "doc_id": out["doc_id"][i],
-                    "input_ids": out["input_ids"][i],
-                    "sentence_lengths": out["sentence_lengths"][i],
-                }
-                for i in range(len(docs))
-                if flags[i] == want_validation and len(out["sentence_lengths"][i]) > 0
-            ]
-
+        reset_backend_choice(self.tokenizer)
+        pools = _StreamingPools(cfg, self.tokenizer, want_validation=split == "validation")
         batch: list[dict] = []
-        for doc in iter_documents(cfg.source, **{k: v for k, v in reader.items()}):
+        for doc in iter_documents(cfg.source, cfg.reader):
             batch.append(doc)
             if len(batch) == 64:
-                pending.extend(usable(batch))
+                yield from pools.add(batch)
                 batch = []
-                # Keep at least two documents back, so the last pool never holds a single document
-                # (the Arrow build merges such a remainder into the pool before it, too).
-                while len(pending) >= cfg.pool_size + 2:
-                    yield from flush(pending[: cfg.pool_size])
-                    pending = pending[cfg.pool_size :]
-        pending.extend(usable(batch))
-        if not unk["checked"]:  # a corpus smaller than the sample: check what there is
-            check_unknown_counts(unk["unknown"], unk["tokens"], cfg)
-        for start, end in _pool_bounds(len(pending), cfg.pool_size):
-            yield from flush(pending[start:end])
+        yield from pools.finish(batch)
+
+
+class _StreamingPools:
+    """The state of a streaming build: documents tokenized and waiting for their pool, the pool count (for machine
+    shards) and the unknown-token check on the first tokens."""
+
+    def __init__(self, cfg: PretrainingConfig, tokenizer, want_validation: bool):
+        self.cfg, self.tokenizer, self.want_validation = cfg, tokenizer, want_validation
+        self.pending: list[dict] = []
+        self.index = self.pool_number = 0
+        self.unknown = self.tokens = 0
+        self.checked = False
+
+    def _flush(self, docs: list[dict]) -> Iterator:
+        group = DocumentGroup(
+            tokens=np.concatenate([d["input_ids"] for d in docs]) if docs else np.zeros(0, np.int32),
+            sentence_lengths=[d["sentence_lengths"] for d in docs],
+            doc_indices=list(range(self.index, self.index + len(docs))),
+            doc_ids=[d["doc_id"] for d in docs],
+        )
+        self.index += len(docs)
+        pools = self.cfg.pools
+        mine = self.pool_number % pools.num_shards == pools.shard_index
+        self.pool_number += 1
+        if mine:
+            for u in range(0, len(docs), pools.unit_size):
+                yield instances_table(group, range(u, min(u + pools.unit_size, len(docs))), self.cfg, self.tokenizer)
+
+    def _usable(self, docs: list[dict]) -> list[dict]:
+        cfg = self.cfg
+        out = tokenize_documents(
+            _document_batch(docs),
+            tokenizer=self.tokenizer,
+            max_sentence_tokens=cfg.max_sentence_tokens(self.tokenizer),
+            backend=cfg.tokenizer_backend,
+        )
+        flags = validation_flags(
+            np.asarray(out["doc_key"], np.uint64), cfg.split.validation_fraction, cfg.split.split_seed
+        )
+        if not self.checked:
+            # A streaming build never sees the whole corpus: the unknown-token check runs on its first
+            # STREAMING_UNK_TOKENS tokens (both splits), once.
+            self.unknown += int(sum(out["unk_tokens"]))
+            self.tokens += int(sum(len(ids) for ids in out["input_ids"]))
+            if self.tokens >= STREAMING_UNK_TOKENS:
+                check_unknown_counts(self.unknown, self.tokens, cfg)
+                self.checked = True
+        return [
+            {
+                "doc_id": out["doc_id"][i],
+                "input_ids": out["input_ids"][i],
+                "sentence_lengths": out["sentence_lengths"][i],
+            }
+            for i in range(len(docs))
+            if flags[i] == self.want_validation and len(out["sentence_lengths"][i]) > 0
+        ]
+
+    def add(self, docs: list[dict]) -> Iterator:
+        self.pending.extend(self._usable(docs))
+        size = self.cfg.pools.pool_size
+        # Keep at least two documents back, so the last pool never holds a single document (the Arrow build merges
+        # such a remainder into the pool before it, too).
+        while len(self.pending) >= size + 2:
+            yield from self._flush(self.pending[:size])
+            self.pending = self.pending[size:]
+
+    def finish(self, docs: list[dict]) -> Iterator:
+        self.pending.extend(self._usable(docs))
+        if not self.checked:  # a corpus smaller than the sample: check what there is
+            check_unknown_counts(self.unknown, self.tokens, self.cfg)
+        for start, end in _pool_bounds(len(self.pending), self.cfg.pools.pool_size):
+            yield from self._flush(self.pending[start:end])
 
 
 _STREAMING_ORDER_MESSAGE = (
@@ -674,8 +542,6 @@ _STREAMING_ORDER_MESSAGE = (
 def split_orders(tokenized, cfg: PretrainingConfig) -> dict[str, np.ndarray]:
     """For each split, the row indices of its usable documents in pooled order (shuffled by a seeded hash of
     their ids, or corpus order). A document id that occurs twice among usable documents is an error."""
-    import pyarrow.compute as pc
-
     table = tokenized.with_format("arrow")[:]
     usable = pc.greater(pc.list_value_length(table["sentence_lengths"]), 0).to_numpy(zero_copy_only=False)
     keys = table["doc_key"].to_numpy()
@@ -691,17 +557,17 @@ def split_orders(tokenized, cfg: PretrainingConfig) -> dict[str, np.ndarray]:
             f"{where[:3].tolist()}): expected every document id once. With doc_id_column, rows sharing an id must "
             "be consecutive (they form one document); give the others distinct ids."
         )
-    flags = validation_flags(used_keys, cfg.validation_fraction, cfg.split_seed)
+    flags = validation_flags(used_keys, cfg.split.validation_fraction, cfg.split.split_seed)
     out = {}
     for split, wanted in (("train", False), ("validation", True)):
         mine = rows[flags == wanted]
-        if cfg.pool_order == "shuffled":
-            mine = mine[np.argsort(order_keys(keys[mine], cfg.seed), kind="stable")]
+        if cfg.pools.pool_order == "shuffled":
+            mine = mine[np.argsort(order_keys(keys[mine], cfg.instances.instance_seed), kind="stable")]
         out[split] = mine.astype(np.int64)
     return out
 
 
-def training_document_hashes(builder):
+def training_document_hashes(builder) -> np.ndarray:
     """Text hashes of the documents a build's training split was made from (the record of what a model saw)."""
     docs = builder.tokenized_documents()
     hashes = docs.with_format("arrow")[:]["text_hash"].to_numpy()
@@ -710,50 +576,10 @@ def training_document_hashes(builder):
 
 def check_unknown_tokens(tokenized, cfg: PretrainingConfig) -> float:
     """The share of unknown tokens in the corpus; a warning above 1%, an error above 5% unless allowed."""
-    import pyarrow.compute as pc
-
     table = tokenized.with_format("arrow")[:]
     tokens = int(pc.sum(pc.list_value_length(table["input_ids"])).as_py() or 0)
     unknown = int(pc.sum(table["unk_tokens"]).as_py() or 0)
     return check_unknown_counts(unknown, tokens, cfg)
-
-
-def check_unknown_counts(unknown: int, tokens: int, cfg) -> float:
-    """:func:`check_unknown_tokens` from the counts (the Dask engine sums them over its shards)."""
-    rate = unknown / tokens if tokens else 0.0
-    if rate > UNK_STOP and not cfg.allow_unknown_tokens:
-        raise ValueError(unknown_tokens_message(rate, unknown, tokens, cfg))
-    if rate > UNK_WARN:
-        logger.warning("nsptask: %s", unknown_tokens_message(rate, unknown, tokens, cfg, warning=True))
-    return rate
-
-
-def unknown_tokens_message(rate: float, unknown: int, tokens: int, cfg, warning: bool = False) -> str:
-    language = (cfg.reader_kwargs or {}).get("language") or "en"
-    fix = (
-        "Train a tokenizer on this corpus: nsptask tokenizer --corpus CORPUS"
-        + (f" --language {language}" if language != "en" else "")
-        + " --output_dir TOKENIZER, then pass --tokenizer_name_or_path TOKENIZER"
-    )
-    if warning:
-        return f"{rate:.1%} of the corpus's tokens ({unknown:,} of {tokens:,}) are unknown to the tokenizer. {fix}."
-    return (
-        f"{rate:.1%} of the corpus's tokens ({unknown:,} of {tokens:,}) are unknown to the tokenizer (expected at most "
-        f"{UNK_STOP:.0%}): the model would learn from [UNK] text. {fix}; or pass --allow_unknown_tokens "
-        "(allow_unknown_tokens=True) to build anyway."
-    )
-
-
-def ignored_files(cfg) -> list[str]:
-    from .corpus import corpus_files
-
-    source = cfg.source
-    if source is None or not isinstance(source, (str, os.PathLike, list, tuple)):
-        return []
-    try:
-        return corpus_files(source)[1]
-    except Exception:  # a Hub name: nothing to list
-        return []
 
 
 def _pool_bounds(n_docs: int, pool_size: int) -> list[tuple[int, int]]:
@@ -764,21 +590,18 @@ def _pool_bounds(n_docs: int, pool_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _work_units(n_docs: int, cfg: PretrainingConfig) -> list[tuple[int, int, int, int]]:
+def _work_units(n_docs: int, pools: PoolOptions) -> list[tuple[int, int, int, int]]:
     units = []
-    for pool_number, (g_start, g_end) in enumerate(_pool_bounds(n_docs, cfg.pool_size)):
-        if pool_number % cfg.num_shards != cfg.shard_index:
+    for pool_number, (g_start, g_end) in enumerate(_pool_bounds(n_docs, pools.pool_size)):
+        if pool_number % pools.num_shards != pools.shard_index:
             continue
-        for u_start in range(g_start, g_end, cfg.unit_size):
-            units.append((g_start, g_end, u_start, min(u_start + cfg.unit_size, g_end)))
+        for u_start in range(g_start, g_end, pools.unit_size):
+            units.append((g_start, g_end, u_start, min(u_start + pools.unit_size, g_end)))
     return units
 
 
 def group_from_table(table, first_index: int) -> DocumentGroup:
     """A :class:`DocumentGroup` from an Arrow table of tokenized documents (in pooled order)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     ids = table["input_ids"]
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
@@ -792,13 +615,11 @@ def group_from_table(table, first_index: int) -> DocumentGroup:
 
 def instances_table(group: DocumentGroup, doc_range: range, config: PretrainingConfig, tokenizer):
     """The instances of documents `doc_range` of a pool, as an Arrow table with the format's schema."""
-    import pyarrow as pa
-
-    cfg = instance_config_for(config, tokenizer)
-    columns = create_instances(group, doc_range, cfg, sequence_template(tokenizer))
+    cfg = config.instances
+    columns = create_instances(group, doc_range, cfg, SequenceTemplate.of(tokenizer))
     offsets, values = columns["input_ids"]
     arrays = {"input_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))}
-    if cfg.format in PAIR_FORMATS:
+    if cfg.data_format in PAIR_FORMATS:
         offsets, values = columns["token_type_ids"]
         arrays["token_type_ids"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
         arrays[cfg.label_column] = pa.array(columns["label"])
@@ -809,33 +630,12 @@ def instances_table(group: DocumentGroup, doc_range: range, config: PretrainingC
     else:
         arrays["doc_index"] = pa.array(columns["doc_index"])
         arrays["last_doc_index"] = pa.array(columns["b_doc_index"])
-    return pa.table(arrays).cast(instance_features(cfg.format).arrow_schema)
-
-
-@contextmanager
-def _environ(**values: str):
-    previous = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextmanager
-def _nullcontext():
-    yield
+    return pa.table(arrays).cast(instance_features(cfg.data_format).arrow_schema)
 
 
 @contextmanager
 def _clear_errors():
     """datasets wraps errors raised while generating; give the user nsptask's own message instead."""
-    from datasets.exceptions import DatasetGenerationError
-
     try:
         yield
     except DatasetGenerationError as err:
@@ -857,13 +657,11 @@ def _single_document_message(fmt: str, split: str) -> str:
 
 
 def _empty_split_message(split: str, tokenized, cfg: PretrainingConfig) -> str:
-    import pyarrow.compute as pc
-
     lengths = pc.list_value_length(tokenized.with_format("arrow")[:]["sentence_lengths"])
     usable = int(pc.sum(pc.greater(lengths, 0)).as_py() or 0)
     return (
         f"The {split} split has no usable document: the corpus has {len(tokenized)} documents, {usable} with text, "
-        f"and validation_fraction={cfg.validation_fraction} assigned none of them to {split}. "
+        f"and validation_fraction={cfg.split.validation_fraction} assigned none of them to {split}. "
         + (
             "Add documents (a blank line separates documents in the one-sentence-per-line format)."
             if usable < 2
@@ -872,41 +670,60 @@ def _empty_split_message(split: str, tokenized, cfg: PretrainingConfig) -> str:
     )
 
 
+def pretraining_builder(data_args: DataArguments, tokenizer=None, data_format: str | None = None):
+    """The :class:`PretrainingDataBuilder` of a format for these data options: the one place where the options become
+    a build (so every command makes the same cache key)."""
+    # Unset options take their defaults in the builder's config (PretrainingConfig.validate); the tokenizer is loaded
+    # when the build first needs it.
+    data_format = data_format or data_args.instances.data_format or "nsp"
+    if data_format not in FORMATS:
+        raise ValueError(f"Unknown format {data_format!r}: expected one of {FORMATS}")
+    return PretrainingDataBuilder(
+        config_name=data_format,
+        cache_dir=os.fspath(data_args.data_cache_dir) if data_args.data_cache_dir is not None else None,
+        source=data_args.source,
+        reader=data_args.reader,
+        instances=data_args.instances,
+        split=data_args.split,
+        pools=data_args.pools,
+        tokenizer=tokenizer if tokenizer is not None else data_args.tokenizer_name_or_path,
+        tokenizer_backend=data_args.tokenizer_backend,
+        allow_unknown_tokens=data_args.allow_unknown_tokens,
+    )
+
+
 def build_pretraining_dataset(
     source: Any = None,
-    format: str = "nsp",
     tokenizer: Any = None,
     *,
+    data_args: DataArguments | None = None,
     streaming: bool = False,
     num_proc: int | None = None,
-    cache_dir: str | os.PathLike | None = None,
     return_report: bool = False,
     return_builder: bool = False,
-    reader_kwargs: dict | None = None,
-    **config_kwargs: Any,
+    **options: Any,
 ):
     """Build pretraining instances from a corpus in one call.
 
     Args:
         source (*optional*): Corpus file(s), directory, dataset or Hub name; the bundled Wikipedia sample if
             `None`. See :func:`nsptask.corpus.iter_documents`.
-        format (`str`, *optional*, defaults to `"nsp"`): ``nsp``, ``sentence-pair``, ``sop``,
-            ``full-sentences``, ``doc-sentences`` or ``coherence``.
         tokenizer (*optional*): Tokenizer object, local path or Hub id; nsptask's default WordPiece tokenizer
             (trained on the bundled corpus) if `None`.
+        data_args (`DataArguments`, *optional*): All data options as one object (then `source` and `options` are
+            not given).
         streaming (`bool`, *optional*, defaults to `False`): Return ``IterableDataset`` splits built lazily
             (needs ``pool_order="corpus"``).
         num_proc (`int`, *optional*): Cores for reading, tokenizing and building: that many processes, each with
-            a single-threaded tokenizer. Without it, one process whose tokenizer uses every core.
-        cache_dir (`str`, *optional*): ``datasets`` cache folder for the built instances.
+            a single-threaded tokenizer. Without it, one process whose tokenizer uses every core (or the data
+            options' ``num_proc``).
         return_report (`bool`, *optional*, defaults to `False`): Also return the statistics report (a dict).
         return_builder (`bool`, *optional*, defaults to `False`): Also return the builder (its documents, split and
             pools: ``builder.split_documents(split)``).
-        reader_kwargs (`dict`, *optional*): Corpus reader options (``format``, ``text_column``, ``splitter``,
-            ``language``, ``errors``, ``document_per``, ...).
-        **config_kwargs: :class:`PretrainingConfig` fields (``max_seq_length``, ``short_seq_prob``,
-            ``dupe_factor``, ``seed``, ``validation_fraction``, ``split_seed``, ``pool_size``, ``pool_order``,
-            ``shard_index``, ``allow_unknown_tokens``, ...).
+        **options: Any data option by name (:meth:`DataArguments.from_options`): ``data_format`` (``nsp``,
+            ``sentence-pair``, ``sop``, ``full-sentences``, ``doc-sentences``, ``coherence``), ``max_seq_length``,
+            ``dupe_factor``, ``instance_seed``, ``validation_fraction``, ``split_seed``, ``pool_size``,
+            ``pool_order``, ``corpus_format``, ``language``, ``tokenizer_backend``, ``data_cache_dir``, ...
 
     Returns:
         `datasets.DatasetDict` (or `IterableDatasetDict` when streaming) with ``train`` and ``validation``
@@ -916,36 +733,27 @@ def build_pretraining_dataset(
     Example:
         ```python
         >>> from nsptask import build_pretraining_dataset
-        >>> data = build_pretraining_dataset(format="nsp", max_seq_length=128)
+        >>> data = build_pretraining_dataset(data_format="nsp", max_seq_length=128)
         >>> data["train"].features["next_sentence_label"].names
         ['IsNext', 'NotNext']
         ```
     """
-    import datasets
-
-    if format not in FORMATS:
-        raise ValueError(f"Unknown format {format!r}: expected one of {FORMATS}")
-    builder = PretrainingDataBuilder(
-        config_name=format,
-        cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
-        source=source,
-        tokenizer=tokenizer,
-        reader_kwargs=reader_kwargs or {},
-        **config_kwargs,
-    )
+    if data_args is None:
+        data_args = DataArguments.from_options(corpus=source, **options)
+    elif source is not None or options:
+        raise TypeError("Give data_args, or the corpus and options by name, not both.")
+    builder = pretraining_builder(data_args, tokenizer)
     if streaming:
-        if builder.config.pool_order != "corpus":
+        if builder.config.pools.pool_order != "corpus":
             raise ValueError(_STREAMING_ORDER_MESSAGE)
-        splits = ["train"] + (["validation"] if builder.config.validation_fraction > 0 else [])
+        splits = ["train"] + (["validation"] if builder.config.split.validation_fraction > 0 else [])
         result = datasets.IterableDatasetDict({s: builder.as_streaming_dataset(split=s) for s in splits})
         extra = ([None] if return_report else []) + ([builder] if return_builder else [])
         return (result, *extra) if extra else result
-    builder.download_and_prepare(num_proc=num_proc)
+    builder.download_and_prepare(num_proc=num_proc or data_args.num_proc)
     result = builder.as_dataset()
     extra = []
     if return_report:
-        from .stats import build_report
-
         extra.append(build_report(builder, result))
     if return_builder:
         extra.append(builder)

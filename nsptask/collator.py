@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+
+from .modeling import word_start_convention
 
 __all__ = ["PretrainingCollator", "INDEX_COLUMN"]
 
@@ -95,8 +98,6 @@ class PretrainingCollator:
     counts: dict = field(default_factory=lambda: {"tokens": 0, "padding": 0, "masked": 0, "sequences": 0}, repr=False)
 
     def __post_init__(self):
-        from .modeling import word_start_convention
-
         if self.masking not in ("bernoulli", "exact"):
             raise ValueError(f"masking must be 'bernoulli' or 'exact', got {self.masking!r}")
         if not 0 < self.mlm_probability < 1:
@@ -225,8 +226,6 @@ class PretrainingCollator:
 
     # -- the batch -----------------------------------------------------------------------------------
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
         keep = _MODEL_INPUTS if self.token_types == "keep" else ("input_ids", "attention_mask")
         indices = [f.get(INDEX_COLUMN) for f in features]
         inputs = [{k: f[k] for k in keep if k in f} for f in features]

@@ -17,12 +17,16 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+import datasets
+
+from .errors import CorpusError
+
 __all__ = ["ConllError", "ConllData", "read_conll", "label_list"]
 
 _TAG = re.compile(r"^(O|[BIES]-\S+)$")
 
 
-class ConllError(ValueError):
+class ConllError(CorpusError):
     """A malformed CoNLL file: the message names the file and line, what was expected and found, and the fix."""
 
 
@@ -47,8 +51,6 @@ class ConllData:
 
     def to_dataset(self, label_names: list[str] | None = None):
         """A ``datasets.Dataset`` with ``tokens`` and ``ner_tags`` (a ``ClassLabel`` sequence)."""
-        import datasets
-
         names = label_names or label_list(self.tags)
         unknown = sorted({t for row in self.tags for t in row} - set(names))
         if unknown:

@@ -44,28 +44,39 @@ one after the other gives exactly the documents of reading the whole corpus.
 
 from __future__ import annotations
 
+import bz2
 import codecs
-import gzip
 import hashlib
 import json
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from .errors import COMPRESSED_SUFFIXES, CorpusError, open_compressed
 from .segmentation import SentenceSplitter, get_splitter
+from .wikipedia import iter_wikipedia_articles
+
+# `datasets` is imported only where a Dataset is made or recognised: reading files needs none of it, and the
+# command line's option parsing (which imports this module for ReaderOptions) stays quick.
 
 __all__ = [
+    "ReaderOptions",
     "CorpusError",
     "CorpusFile",
     "InputShard",
     "bundled_corpus_path",
     "corpus_files",
     "detect_format",
+    "ignored_files",
+    "looks_like_hub_id",
     "iter_documents",
     "load_documents",
     "plan_shards",
@@ -82,10 +93,93 @@ _UNSPACED_LANGUAGES = ("zh", "ja")
 # Bytes per shard below which a file is not cut (process start-up would cost more than it saves).
 MIN_SHARD_BYTES = 1 << 20
 
+CorpusFormat = Literal["sentences", "text", "json", "csv", "parquet", "wikipedia"]
 
-class CorpusError(ValueError):
-    """A corpus that cannot be read: the message names the file and line, what was expected, what
-    was found and how to fix it."""
+
+@dataclass
+class ReaderOptions:
+    """How a corpus is read into documents: the one object every reader, the builders, the Dask engine and the
+    corpus tasks take (``nsptask`` commands parse it as the "corpus reading" options).
+
+    Args:
+        corpus_format (`str`, *optional*): ``sentences`` (BERT's one sentence per line, blank line between
+            documents), ``text`` (raw text, split into sentences), ``json``, ``csv``, ``parquet``, ``wikipedia``.
+            Guessed from the file names when not given.
+        text_column (`str`, *optional*, defaults to `"text"`): Text column of tables and datasets.
+        doc_id_column (`str`, *optional*): Document-id column; consecutive rows with one id form a document.
+        document_per (`str`, *optional*, defaults to `"paragraph"`): Raw text: a paragraph, a line or a file is a
+            document.
+        splitter (`str` or callable, *optional*, defaults to `"sentencex"`): ``sentencex``, ``pysbd`` or (API) any
+            callable ``str -> list[str]``.
+        language (`str`, *optional*, defaults to `"en"`): Language of the text (splitter, tokenizer training).
+        encoding (`str`, *optional*, defaults to `"utf-8"`), encoding_errors (`str`, *optional*, defaults to
+            `"strict"`): Text encoding and what to do with bytes that are not in it.
+        wiki_min_chars (`int`, *optional*, defaults to 500): Wikipedia articles with less prose are stubs.
+        dataset_config_name, dataset_revision, dataset_split: A Hub corpus's configuration (``20231101.en``),
+            revision (a commit or tag) and split.
+
+    Example:
+        ```python
+        >>> from nsptask.corpus import ReaderOptions, iter_documents
+        >>> doc = next(iter_documents(None, ReaderOptions(splitter="sentencex")))
+        >>> doc["doc_id"]
+        'enwiki_sample.txt.gz:1'
+        ```
+    """
+
+    _argument_group_name = "data: corpus reading"
+
+    corpus_format: CorpusFormat | None = field(
+        default=None,
+        metadata={
+            "help": "How to read the corpus: sentences (one per line, blank line between documents), text (raw text, "
+            "split into sentences), json, csv, parquet, wikipedia. Guessed from file names; a .txt of running "
+            "prose stops and asks for this option."
+        },
+    )
+    text_column: str = field(default="text", metadata={"help": "Text column of JSONL/CSV/Parquet/dataset corpora."})
+    doc_id_column: str | None = field(
+        default=None, metadata={"help": "Document-id column; consecutive rows with the same id form one document."}
+    )
+    document_per: Literal["paragraph", "line", "file"] = field(
+        default="paragraph",
+        metadata={"help": "Raw text: a paragraph block, a line (news corpora) or a whole file is a document."},
+    )
+    splitter: Literal["sentencex", "pysbd"] = field(
+        default="sentencex", metadata={"help": "Sentence splitter for raw text, tables and Wikipedia."}
+    )
+    language: str = field(
+        default="en", metadata={"help": "Language of the text, for the splitter and tokenizer training (en, zh, ...)."}
+    )
+    encoding: str = field(default="utf-8", metadata={"help": "Text encoding of text, JSONL, CSV and CoNLL files."})
+    encoding_errors: Literal["strict", "replace", "ignore"] = field(
+        default="strict",
+        metadata={"help": "Invalid UTF-8: 'strict' stops with the file, line and byte offset; 'replace' or 'ignore'."},
+    )
+    wiki_min_chars: int = field(default=500, metadata={"help": "Wikipedia articles with less prose are stubs."})
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "A Hub corpus's configuration (e.g. 20231101.en for wikimedia/wikipedia)."}
+    )
+    dataset_revision: str | None = field(
+        default=None, metadata={"help": "A Hub corpus's revision (commit, branch or tag); part of the cache key."}
+    )
+    dataset_split: str = field(default="train", metadata={"help": "The split of a Hub corpus to read."})
+
+    def __post_init__(self):
+        if self.corpus_format is not None and self.corpus_format not in FORMATS:
+            raise CorpusError(f"Unknown corpus format {self.corpus_format!r}: expected one of {FORMATS}.")
+        if self.document_per not in DOCUMENT_PER:
+            raise CorpusError(f"document_per must be one of {DOCUMENT_PER}, got {self.document_per!r}")
+
+    def fingerprint(self) -> dict:
+        """The options as the cache key sees them (a splitter object by its class and settings)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"splitter": _splitter_name(self.splitter)}
+
+
+def _splitter_name(splitter) -> str:
+    if splitter is None or isinstance(splitter, str):
+        return splitter or "sentencex"
+    return f"{type(splitter).__module__}.{type(splitter).__qualname__}:{getattr(splitter, '__dict__', '')}"
 
 
 def _document_features():
@@ -119,7 +213,7 @@ def bundled_corpus_path() -> Path:
 def detect_format(path: str | os.PathLike) -> str:
     """Guess a corpus file's format from its name (``"sentences"`` when nothing more specific fits)."""
     name = os.fspath(path).lower()
-    for suffix in (".bz2", ".gz"):
+    for suffix in COMPRESSED_SUFFIXES:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     if name.endswith(".xml"):
@@ -187,10 +281,20 @@ def corpus_files(source: Any) -> tuple[list[CorpusFile], list[str]]:
     return files, ignored
 
 
-def source_fingerprint(source: Any) -> str:
+def ignored_files(source: Any) -> list[str]:
+    """The files below a corpus directory that reading skips (hidden files, Hadoop/Spark markers)."""
+    if source is None or not isinstance(source, (str, os.PathLike, list, tuple)):
+        return []
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not all(os.path.exists(os.fspath(i)) for i in items):
+        return []  # a Hub name: nothing to list
+    return corpus_files(source)[1]
+
+
+def source_fingerprint(source: Any, reader: ReaderOptions | None = None) -> str:
     """A string that changes when the corpus changes: absolute paths with size and modification time for
-    files, ``_fingerprint`` for datasets, the name for Hub datasets. Keys the ``datasets`` caches (not the
-    document ids, which do not depend on where the corpus is)."""
+    files, ``_fingerprint`` for datasets, the name, configuration and revision for Hub datasets. Keys the
+    ``datasets`` caches (not the document ids, which do not depend on where the corpus is)."""
     if source is None:
         source = bundled_corpus_path()
     fp = getattr(source, "_fingerprint", None)
@@ -202,23 +306,14 @@ def source_fingerprint(source: Any) -> str:
         for item in items:
             item = os.fspath(item)
             if not os.path.exists(item):
-                parts.append(f"hub:{item}")
+                hub = reader or ReaderOptions()
+                parts.append(f"hub:{item}:{hub.dataset_config_name}:{hub.dataset_revision}:{hub.dataset_split}")
                 continue
             for f in corpus_files(item)[0]:
                 st = os.stat(f.path)
                 parts.append(f"{os.path.realpath(f.path)}:{f.name}:{st.st_size}:{st.st_mtime_ns}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return f"object:{id(source)}"
-
-
-def _open_binary(path: str):
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if path.endswith(".bz2"):
-        import bz2
-
-        return bz2.open(path, "rb")
-    return open(path, "rb")
 
 
 # -- shards -----------------------------------------------------------------------------------------
@@ -281,20 +376,18 @@ def looks_like_prose(lines: list[str]) -> tuple[bool, str]:
 
 
 def _head_lines(path: str, encoding: str, limit_bytes: int = 1 << 16, limit_lines: int = 200) -> list[str]:
-    with _open_binary(path) as stream:
+    with open_compressed(path) as stream:
         data = stream.read(limit_bytes)
     text = data.decode(encoding, "replace")
     return text.splitlines()[:limit_lines]
 
 
-def _resolve_format(f: CorpusFile, fmt: str | None, encoding: str) -> str:
-    if fmt is not None:
-        if fmt not in FORMATS:
-            raise CorpusError(f"Unknown corpus format {fmt!r}: expected one of {FORMATS}.")
-        return fmt
+def _resolve_format(f: CorpusFile, reader: ReaderOptions) -> str:
+    if reader.corpus_format is not None:
+        return reader.corpus_format
     guessed = detect_format(f.path)
     if guessed == "sentences":
-        prose, found = looks_like_prose(_head_lines(f.path, encoding))
+        prose, found = looks_like_prose(_head_lines(f.path, reader.encoding))
         if prose:
             raise CorpusError(
                 f"{f.path}: expected one sentence per line (BERT's format, guessed from the file name), found "
@@ -349,15 +442,14 @@ def _byte_cuts(path: str, pieces: int, at_blank_line: bool) -> list[int]:
     return cuts
 
 
-def _splittable_plain(f: CorpusFile, fmt: str, reader_kwargs: dict) -> bool:
-    document_per = reader_kwargs.get("document_per", "paragraph")
+def _splittable_plain(f: CorpusFile, fmt: str, reader: ReaderOptions) -> bool:
     return (
-        not f.path.endswith((".gz", ".bz2"))
-        and codecs.lookup(reader_kwargs.get("encoding", "utf-8")).name == "utf-8"
+        not f.path.endswith(COMPRESSED_SUFFIXES)
+        and codecs.lookup(reader.encoding).name == "utf-8"
         and (
             fmt == "sentences"
-            or (fmt == "text" and document_per in ("paragraph", "line"))
-            or (fmt == "json" and not reader_kwargs.get("doc_id_column"))
+            or (fmt == "text" and reader.document_per in ("paragraph", "line"))
+            or (fmt == "json" and not reader.doc_id_column)
         )
     )
 
@@ -370,8 +462,6 @@ def _multistream_index(path: str) -> str | None:
 
 
 def _stream_offsets(index_path: str) -> list[int]:
-    import bz2
-
     offsets = set()
     with bz2.open(index_path, "rt", encoding="utf-8") as f:
         for line in f:
@@ -383,8 +473,6 @@ def _stream_offsets(index_path: str) -> list[int]:
 
 def _dump_header(path: str, first_offset: int) -> str:
     """The wiki's database name, from the header stream of a multistream dump."""
-    import bz2
-
     with open(path, "rb") as f:
         head = bz2.decompress(f.read(first_offset)).decode("utf-8", "replace")
     match = re.search(r"<dbname>([^<]+)</dbname>", head)
@@ -394,9 +482,9 @@ def _dump_header(path: str, first_offset: int) -> str:
 def plan_shards(
     source: Any = None,
     num_shards: int = 1,
+    reader: ReaderOptions | None = None,
     min_shard_bytes: int = MIN_SHARD_BYTES,
     max_shard_bytes: int | None = None,
-    **reader_kwargs: Any,
 ) -> tuple[list[InputShard], list[str]]:
     """Cut a corpus into about `num_shards` input shards, in corpus order.
 
@@ -412,18 +500,18 @@ def plan_shards(
         max_shard_bytes (`int`, *optional*): Cut into more shards than `num_shards` where needed so that no
             splittable shard is much larger than this (the Dask engine's bound on memory per worker; a file that
             cannot be cut stays one shard).
-        **reader_kwargs: Reader options (``format``, ``document_per``, ``encoding``, ``doc_id_column``).
+        reader (`ReaderOptions`, *optional*): How the corpus is read (its format, ``document_per``, encoding and
+            document-id column decide where files may be cut).
 
     Returns:
         `(shards, ignored_files)`.
     """
     if source is None:
         source = bundled_corpus_path()
-    fmt_option = reader_kwargs.get("format")
-    encoding = reader_kwargs.get("encoding", "utf-8")
+    reader = reader or ReaderOptions()
     if _is_dataset(source):
-        if fmt_option not in (None, "dataset"):
-            raise CorpusError(f"format={fmt_option!r} does not apply to a dataset object")
+        if reader.corpus_format not in (None, "dataset"):
+            raise CorpusError(f"corpus_format={reader.corpus_format!r} does not apply to a dataset object")
         return [InputShard(path="dataset", name="dataset", format="dataset", dataset=source)], []
     items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not items:
@@ -431,7 +519,7 @@ def plan_shards(
     missing = [os.fspath(i) for i in items if not os.path.exists(os.fspath(i))]
     if missing:
         name = missing[0]
-        if len(items) == 1 and isinstance(source, str) and _looks_like_hub_id(name):
+        if len(items) == 1 and isinstance(source, str) and looks_like_hub_id(name):
             return [InputShard(path=name, name=name, format="hub")], []
         raise CorpusError(f"{name}: no such file. Expected a corpus file, a directory or a Hub dataset name.")
     files, ignored = corpus_files(source)
@@ -440,7 +528,7 @@ def plan_shards(
             f"{source}: no files found. Expected a corpus file or a directory holding some"
             + (f" (ignored as hidden or Spark/Hadoop markers: {ignored[:5]})." if ignored else ".")
         )
-    formats = [_resolve_format(f, fmt_option, encoding) for f in files]
+    formats = [_resolve_format(f, reader) for f in files]
     sizes = [os.path.getsize(f.path) for f in files]
     target_bytes = max(min_shard_bytes, sum(sizes) // max(num_shards, 1) + 1)
     if max_shard_bytes:
@@ -467,8 +555,6 @@ def plan_shards(
                     )
                 continue
         if fmt == "parquet" and pieces > 1:
-            import pyarrow.parquet as pq
-
             meta = pq.ParquetFile(f.path).metadata
             groups = meta.num_row_groups
             per = max(1, groups // pieces)
@@ -477,10 +563,8 @@ def plan_shards(
                 shards.append(InputShard(f.path, f.name, fmt, start=g, end=min(g + per, groups), first_row=row))
                 row += sum(meta.row_group(i).num_rows for i in range(g, min(g + per, groups)))
             continue
-        if pieces > 1 and _splittable_plain(f, fmt, reader_kwargs):
-            at_blank = fmt == "sentences" or (
-                fmt == "text" and reader_kwargs.get("document_per", "paragraph") == "paragraph"
-            )
+        if pieces > 1 and _splittable_plain(f, fmt, reader):
+            at_blank = fmt == "sentences" or (fmt == "text" and reader.document_per == "paragraph")
             cuts = _byte_cuts(f.path, pieces, at_blank_line=at_blank)
             line = 1
             for start, end in zip(cuts, cuts[1:]):
@@ -502,7 +586,7 @@ def _iter_lines(
     if not os.path.exists(path):
         raise CorpusError(f"{path}: no such file. Expected a corpus file or directory; check the path.")
     offset, lineno = start, first_line
-    with _open_binary(path) as stream:
+    with open_compressed(path) as stream:
         if start:
             stream.seek(start)
         for raw in stream:
@@ -566,8 +650,6 @@ def _text_file_documents(
     shard: InputShard, encoding: str, errors: str, splitter: SentenceSplitter, document_per: str, language: str
 ) -> Iterator[dict]:
     """Raw text: a paragraph block, a line, or the whole file is a document, split into sentences."""
-    if document_per not in DOCUMENT_PER:
-        raise CorpusError(f"document_per must be one of {DOCUMENT_PER}, got {document_per!r}")
     block: list[str] = []
     paragraphs: list[list[str]] = []
     start_line = shard.first_line
@@ -681,8 +763,6 @@ def _table_rows(shard: InputShard, encoding: str = "utf-8", errors: str = "stric
     if os.path.getsize(path) == 0:
         return
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         parquet = pq.ParquetFile(path)
         groups = range(parquet.metadata.num_row_groups)
         if shard.end >= 0:
@@ -693,8 +773,6 @@ def _table_rows(shard: InputShard, encoding: str = "utf-8", errors: str = "stric
                 yield number, row
                 number += 1
     elif fmt == "csv":
-        import pyarrow.csv as pcsv
-
         delimiter = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
         number = 0
         try:
@@ -736,8 +814,6 @@ def _table_rows(shard: InputShard, encoding: str = "utf-8", errors: str = "stric
 def _wikipedia_documents(
     shard: InputShard, min_chars: int, splitter: SentenceSplitter, language: str
 ) -> Iterator[dict]:
-    from .wikipedia import iter_wikipedia_articles
-
     counts: Counter = Counter()
     reported: Counter = Counter()
     byte_range = (shard.start, shard.end) if shard.end >= 0 else None
@@ -767,11 +843,17 @@ def _dataset_rows(dataset) -> Iterator[tuple[int, dict]]:
     yield from enumerate(dataset)
 
 
-def _hub_rows(name: str, split: str) -> Iterator[tuple[int, dict]]:
+def _hub_rows(name: str, reader: ReaderOptions) -> Iterator[tuple[int, dict]]:
     import datasets
 
     try:
-        dataset = datasets.load_dataset(name, split=split, streaming=True)
+        dataset = datasets.load_dataset(
+            name,
+            reader.dataset_config_name,
+            split=reader.dataset_split,
+            revision=reader.dataset_revision,
+            streaming=True,
+        )
     except Exception as err:
         raise CorpusError(
             f"{name}: not a local file, and loading it as a Hub dataset failed ({type(err).__name__}: {err}). "
@@ -780,90 +862,47 @@ def _hub_rows(name: str, split: str) -> Iterator[tuple[int, dict]]:
     yield from enumerate(dataset)
 
 
-def read_shard(
-    shard: InputShard,
-    *,
-    text_column: str = "text",
-    doc_id_column: str | None = None,
-    splitter: str | SentenceSplitter | None = None,
-    language: str = "en",
-    document_per: str = "paragraph",
-    encoding: str = "utf-8",
-    errors: str = "strict",
-    split: str = "train",
-    wiki_min_chars: int = 500,
-    format: str | None = None,
-) -> Iterator[dict]:
-    """The documents of one input shard (see :func:`iter_documents` for the options)."""
-    split_fn = get_splitter(splitter, language)
-    fmt = shard.format
+def read_shard(shard: InputShard, reader: ReaderOptions | None = None) -> Iterator[dict]:
+    """The documents of one input shard, read as `reader` says (see :func:`iter_documents`)."""
+    reader = reader or ReaderOptions()
+    split_fn = get_splitter(reader.splitter, reader.language)
+    fmt, encoding, errors, language = shard.format, reader.encoding, reader.encoding_errors, reader.language
     if fmt == "sentences":
         yield from _sentence_file_documents(shard, encoding, errors)
     elif fmt == "text":
-        yield from _text_file_documents(shard, encoding, errors, split_fn, document_per, language)
-    elif fmt in ("json", "csv", "parquet"):
-        unit = "line" if fmt == "json" else "row"
-        yield from _row_documents(
-            _table_rows(shard, encoding, errors),
-            shard.name,
-            unit,
-            text_column,
-            doc_id_column,
-            split_fn,
-            language,
-            shard.path,
-        )
+        yield from _text_file_documents(shard, encoding, errors, split_fn, reader.document_per, language)
     elif fmt == "wikipedia":
-        yield from _wikipedia_documents(shard, wiki_min_chars, split_fn, language)
-    elif fmt == "dataset":
-        yield from _row_documents(
-            _dataset_rows(shard.dataset), "dataset", "row", text_column, doc_id_column, split_fn, language, "dataset"
-        )
-    elif fmt == "hub":
-        yield from _row_documents(
-            _hub_rows(shard.path, split), shard.name, "row", text_column, doc_id_column, split_fn, language, shard.path
-        )
+        yield from _wikipedia_documents(shard, reader.wiki_min_chars, split_fn, language)
     else:
-        raise CorpusError(f"Unknown corpus format {fmt!r}: expected one of {FORMATS}")
+        if fmt in ("json", "csv", "parquet"):
+            rows, name, unit, where = (
+                _table_rows(shard, encoding, errors),
+                shard.name,
+                "line" if fmt == "json" else "row",
+                shard.path,
+            )
+        elif fmt == "dataset":
+            rows, name, unit, where = _dataset_rows(shard.dataset), "dataset", "row", "dataset"
+        elif fmt == "hub":
+            rows, name, unit, where = _hub_rows(shard.path, reader), shard.name, "row", shard.path
+        else:
+            raise CorpusError(f"Unknown corpus format {fmt!r}: expected one of {FORMATS}")
+        yield from _row_documents(rows, name, unit, reader.text_column, reader.doc_id_column, split_fn, language, where)
 
 
-def iter_documents(
-    source: Any = None,
-    *,
-    format: str | None = None,
-    text_column: str = "text",
-    doc_id_column: str | None = None,
-    splitter: str | SentenceSplitter | None = None,
-    language: str = "en",
-    document_per: str = "paragraph",
-    encoding: str = "utf-8",
-    errors: str = "strict",
-    split: str = "train",
-    wiki_min_chars: int = 500,
-) -> Iterator[dict]:
+def iter_documents(source: Any = None, reader: ReaderOptions | None = None, **options: Any) -> Iterator[dict]:
     """Stream the documents of a corpus, lazily and with constant memory.
 
     Args:
         source (`str`, `os.PathLike`, `list`, `datasets.Dataset`, `datasets.IterableDataset`, *optional*):
             Corpus file(s) or directory, a dataset object, or a Hub dataset name. Defaults to the bundled
             Wikipedia sample.
-        format (`str`, *optional*): One of ``"sentences"`` (BERT's one-sentence-per-line format), ``"text"``
-            (raw text), ``"json"``, ``"csv"``, ``"parquet"``, ``"wikipedia"``. Guessed from the file name
-            when not given (a ``.txt`` of running prose stops with a message instead of being read as one
-            sentence per line).
-        text_column (`str`, *optional*, defaults to `"text"`): Column with the text (tables, datasets).
-        doc_id_column (`str`, *optional*): Column with a document id; consecutive rows sharing it form one
-            document. Without it every row is a document.
-        splitter (`str` or callable, *optional*): Sentence splitter for raw text, tables and Wikipedia:
-            ``"sentencex"`` (default), ``"pysbd"`` or a callable.
-        language (`str`, *optional*, defaults to `"en"`): Language for the splitter (``"zh"`` for Chinese).
-        document_per (`str`, *optional*, defaults to `"paragraph"`): For raw text, whether a paragraph
-            block, a line or a whole file is one document.
-        encoding (`str`, *optional*, defaults to `"utf-8"`): Text encoding of text files.
-        errors (`str`, *optional*, defaults to `"strict"`): Decoding error handling: ``"strict"`` raises a
-            `CorpusError` naming the file, line and byte offset; ``"replace"`` / ``"ignore"`` read on.
-        split (`str`, *optional*, defaults to `"train"`): Split of a Hub dataset.
-        wiki_min_chars (`int`, *optional*, defaults to 500): Wikipedia articles with less prose are stubs.
+        reader (`ReaderOptions`, *optional*): How to read it: the format (guessed from the file names when not
+            given; a ``.txt`` of running prose stops with a message instead of being read as one sentence per
+            line), text and document-id columns, sentence splitter, language, what a document is in raw text,
+            encoding and its error handling (``"strict"`` raises a `CorpusError` naming the file, line and byte
+            offset), the Wikipedia stub threshold, a Hub corpus's configuration, revision and split.
+        **options: Instead of `reader`, its fields by name (``corpus_format="text"``, ``language="zh"``, ...).
 
     Yields:
         `dict`: ``{"doc_id": str, "sentences": list[str], "skipped": str}``.
@@ -876,22 +915,12 @@ def iter_documents(
         ('enwiki_sample.txt.gz:1', 'Anarchism')
         ```
     """
-    options = dict(
-        text_column=text_column,
-        doc_id_column=doc_id_column,
-        splitter=get_splitter(splitter, language),
-        language=language,
-        document_per=document_per,
-        encoding=encoding,
-        errors=errors,
-        split=split,
-        wiki_min_chars=wiki_min_chars,
-    )
-    shards, _ = plan_shards(
-        source, 1, format=format, encoding=encoding, document_per=document_per, doc_id_column=doc_id_column
-    )
+    if reader is not None and options:
+        raise TypeError("Give reader or reader options by name, not both.")
+    reader = reader or ReaderOptions(**options)
+    shards, _ = plan_shards(source, 1, reader)
     for shard in shards:
-        yield from read_shard(shard, **options)
+        yield from read_shard(shard, reader)
 
 
 def _is_dataset(obj: Any) -> bool:
@@ -909,7 +938,7 @@ _FILE_EXTENSIONS = {
 }  # fmt: skip
 
 
-def _looks_like_hub_id(name: str) -> bool:
+def looks_like_hub_id(name: str) -> bool:
     """ "owner/name" or "name" (dots allowed: ``BAAI/bge-small-en-v1.5``), unless it reads as a local path: it
     starts with ``.``, ``/`` or ``~``, has more than one ``/``, ends in a file extension, or its first part is a
     folder here (``runs/missing-model`` when ``runs/`` exists)."""
@@ -920,14 +949,13 @@ def _looks_like_hub_id(name: str) -> bool:
     return os.path.splitext(name)[1].lower() not in _FILE_EXTENSIONS
 
 
-def _generate_documents(shards: list, reader_kwargs: dict, fingerprint: str) -> Iterator[dict]:
+def _generate_documents(shards: list, reader: ReaderOptions, fingerprint: str) -> Iterator[dict]:
     # `fingerprint` is unused here: it is part of gen_kwargs so the datasets cache key changes with the files.
-    options = {k: v for k, v in reader_kwargs.items() if k != "format"}
     for shard in shards:
-        yield from read_shard(shard, **options)
+        yield from read_shard(shard, reader)
 
 
-def load_documents(source: Any = None, num_proc: int | None = None, **reader_kwargs: Any):
+def load_documents(source: Any = None, reader: ReaderOptions | None = None, num_proc: int | None = None):
     """Read a corpus into a ``datasets.Dataset`` of documents (Arrow, memory-mapped, cached).
 
     The cache key includes the files' sizes and modification times, so an edited corpus is read again.
@@ -935,8 +963,8 @@ def load_documents(source: Any = None, num_proc: int | None = None, **reader_kwa
 
     Args:
         source: See :func:`iter_documents`.
+        reader (`ReaderOptions`, *optional*): How to read it.
         num_proc (`int`, *optional*): Processes for reading.
-        **reader_kwargs: Passed to :func:`iter_documents`.
 
     Returns:
         `datasets.Dataset` with columns ``doc_id``, ``sentences``, ``skipped``.
@@ -945,11 +973,12 @@ def load_documents(source: Any = None, num_proc: int | None = None, **reader_kwa
 
     if isinstance(source, datasets.IterableDataset):
         raise ValueError("An IterableDataset source can only be read in streaming mode (streaming=True).")
-    shards, _ = plan_shards(source, 4 * num_proc if num_proc and num_proc > 1 else 1, **reader_kwargs)
+    reader = reader or ReaderOptions()
+    shards, _ = plan_shards(source, 4 * num_proc if num_proc and num_proc > 1 else 1, reader)
     num_proc = num_proc if num_proc and num_proc > 1 and len(shards) > 1 else None
     return datasets.Dataset.from_generator(
         _generate_documents,
         features=_document_features(),
-        gen_kwargs={"shards": shards, "reader_kwargs": reader_kwargs, "fingerprint": source_fingerprint(source)},
+        gen_kwargs={"shards": shards, "reader": reader, "fingerprint": source_fingerprint(source, reader)},
         num_proc=num_proc,
     )

@@ -18,173 +18,156 @@ no document appears in two task splits, on either side of a pair (``a_doc`` / ``
 
 from __future__ import annotations
 
+import logging
+import os
 import random
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
+import pyarrow as pa
 
-from .builder import PRETRAINING_DOCUMENTS_FILE
-from .instances import DocumentGroup, document_seed
+from .arguments import DataArguments, TaskOptions
+from .builder import (
+    PRETRAINING_DOCUMENTS_FILE,
+    PretrainingConfig,
+    _pool_bounds,
+    group_from_table,
+    instances_table,
+    pretraining_builder,
+)
+from .conll import label_list, read_conll
+from .instances import DocumentGroup, SequenceTemplate, document_seed
+from .preprocessing import salted_keys
+from .token_classification import tokenize_and_align_labels
 
 __all__ = [
     "SEGMENT_LABELS",
     "build_sentence_task",
     "build_segment_tagging",
+    "build_corpus_task",
     "task_documents",
+    "load_task_data",
     "load_classification_data",
     "tokenize_pairs",
     "segment_metrics",
     "pretraining_overlap",
+    "check_task_leak",
 ]
+
+logger = logging.getLogger(__name__)
 
 SEGMENT_LABELS = ["O", "B-L", "I-L", "B-R", "I-R"]
 SENTENCE_TASKS = {"nsp": "nsp", "sop": "sop", "coherence": "coherence"}
 
 
+def _fractions(task: TaskOptions | None) -> tuple[float, float]:
+    task = task or TaskOptions()
+    return task.task_test_fraction or 0.3, task.task_validation_fraction or 0.0
+
+
 def task_documents(
-    source: Any = None,
+    data_args: DataArguments | None = None,
     tokenizer: Any = None,
+    task: TaskOptions | None = None,
     *,
-    validation_fraction: float = 0.2,
-    split_seed: int = 12345,
     corpus_split: str = "validation",
-    test_fraction: float = 0.3,
-    task_validation_fraction: float = 0.0,
-    seed: int = 12345,
-    max_seq_length: int = 128,
-    reader_kwargs: dict | None = None,
-    tokenizer_backend: str = "hf",
-    cache_dir: str | None = None,
-    num_proc: int | None = None,
 ) -> dict:
     """The documents of each task split, tokenized, in a seeded shuffled order.
 
     Args:
-        source, tokenizer: The corpus and tokenizer (defaults: bundled corpus, nsptask's tokenizer).
-        validation_fraction (`float`, *optional*, defaults to 0.2), split_seed (`int`, *optional*, defaults to
-            12345): The pretraining split; tasks are made from its ``corpus_split`` side.
+        data_args (`DataArguments`, *optional*): The corpus, how it is read, the pretraining split (tasks are made
+            from its `corpus_split` side) and the seed (``instances.instance_seed``) of the task split.
+        tokenizer (*optional*): The tokenizer (default: nsptask's).
+        task (`TaskOptions`, *optional*): The shares of those documents in the task's test and validation sets
+            (``task_test_fraction``, default 0.3; ``task_validation_fraction``, default 0); the rest trains.
         corpus_split (`str`, *optional*, defaults to `"validation"`): ``validation`` = documents held out of
             pretraining.
-        test_fraction (`float`, *optional*, defaults to 0.3), task_validation_fraction (`float`, *optional*,
-            defaults to 0.0): Shares of those documents in the task's test and validation sets; the rest trains.
-        seed (`int`, *optional*, defaults to 12345): Seed of the task split and of the instances.
 
     Returns:
         `dict[str, datasets.Dataset]`: tokenized documents (``doc_id``, ``input_ids``, ``sentence_lengths``,
         ``text_hash``, ...) per task split.
     """
-    from .builder import PretrainingDataBuilder
-    from .preprocessing import _salted
-
-    if not 0 < test_fraction < 1 or not 0 <= task_validation_fraction < 1 - test_fraction:
-        raise ValueError(
-            f"test_fraction must lie in (0, 1) and task_validation_fraction in [0, 1 - test_fraction); got "
-            f"{test_fraction} and {task_validation_fraction}."
-        )
-    builder = PretrainingDataBuilder(
-        config_name="nsp",
-        source=source,
-        tokenizer=tokenizer,
-        cache_dir=cache_dir,
-        validation_fraction=validation_fraction,
-        split_seed=split_seed,
-        seed=seed,
-        max_seq_length=max_seq_length,
-        reader_kwargs=reader_kwargs or {},
-        tokenizer_backend=tokenizer_backend,
-    )
-    tokenized = builder.tokenized_documents(num_proc)
+    data_args = (data_args or DataArguments()).resolve()
+    test_fraction, validation_fraction = _fractions(task)
+    builder = pretraining_builder(data_args, tokenizer, "nsp")
+    tokenized = builder.tokenized_documents(data_args.num_proc)
     rows = builder.split_order(corpus_split)
     keys = np.asarray(tokenized.with_format("arrow")[:]["doc_key"].to_numpy())[rows]
-    u = _salted(keys, seed, "task").astype(np.float64) / 2.0**64
+    u = salted_keys(keys, data_args.instances.instance_seed, "task").astype(np.float64) / 2.0**64
     assignment = {
         "test": u < test_fraction,
-        "validation": (u >= test_fraction) & (u < test_fraction + task_validation_fraction),
-        "train": u >= test_fraction + task_validation_fraction,
+        "validation": (u >= test_fraction) & (u < test_fraction + validation_fraction),
+        "train": u >= test_fraction + validation_fraction,
     }
     out = {}
     for name in ("train", "validation", "test"):
-        if name == "validation" and task_validation_fraction == 0:
+        if name == "validation" and validation_fraction == 0:
             continue
         chosen = rows[assignment[name]]
         if len(chosen) < 2:
             raise ValueError(
                 f"The task's {name} set gets {len(chosen)} of the {len(rows)} documents held out of pretraining "
-                f"(validation_fraction={validation_fraction}, test_fraction={test_fraction}): a task split needs at "
-                "least two documents (NotNext and switched segments come from another document of the same split). "
-                "Hold out more documents (a larger validation_fraction) or use a larger corpus."
+                f"(validation_fraction={data_args.split.validation_fraction}, test_fraction={test_fraction}): a task "
+                "split needs at least two documents (NotNext and switched segments come from another document of the "
+                "same split). Hold out more documents (a larger validation_fraction) or use a larger corpus."
             )
         out[name] = tokenized.select(chosen)
-    out["_builder"] = builder
     return out
 
 
 def _groups(documents, pool_size: int = 1000):
     """Pools of a task split's documents (already in shuffled order)."""
-    from .builder import _pool_bounds, group_from_table
-
     table = documents.with_format("arrow")
     for start, end in _pool_bounds(len(documents), pool_size):
         yield group_from_table(table[start:end], first_index=start)
 
 
 def build_sentence_task(
-    task: str = "nsp",
-    source: Any = None,
+    name: str = "nsp",
+    data_args: DataArguments | None = None,
     tokenizer: Any = None,
-    *,
-    max_seq_length: int = 128,
+    task: TaskOptions | None = None,
     dupe_factor: int = 1,
-    seed: int = 12345,
-    **document_kwargs: Any,
-):
+    documents: dict | None = None,
+) -> datasets.DatasetDict:
     """NSP, SOP or coherence as a sentence-pair classification task with a ``labels`` column.
 
     Args:
-        task (`str`, *optional*, defaults to `"nsp"`): ``nsp``, ``sop`` or ``coherence``.
-        source, tokenizer: The corpus and tokenizer (defaults: bundled corpus, nsptask's tokenizer).
-        max_seq_length (`int`, *optional*, defaults to 128): Pair length.
+        name (`str`, *optional*, defaults to `"nsp"`): ``nsp``, ``sop`` or ``coherence``.
+        data_args (`DataArguments`, *optional*): The corpus, its pretraining split, the pair length
+            (``instances.max_seq_length``) and the seed of the task split and pairs (``instances.instance_seed``).
+        tokenizer: The tokenizer of the model the task is for.
+        task (`TaskOptions`, *optional*): The task's test and validation shares (:func:`task_documents`).
         dupe_factor (`int`, *optional*, defaults to 1): Times each document is turned into pairs.
-        seed (`int`, *optional*, defaults to 12345): Seed of the task split and of the pairs.
-        **document_kwargs: :func:`task_documents` options (``validation_fraction``, ``split_seed``,
-            ``test_fraction``, ``task_validation_fraction``, ``reader_kwargs``, ...).
+        documents (`dict`, *optional*): The task splits' documents, when already made (:func:`task_documents`).
 
     Returns:
         `datasets.DatasetDict` with ``train``, ``test`` (and ``validation``): ``input_ids``, ``token_type_ids``,
-        ``labels`` (a ``ClassLabel`` whose names go into the fine-tuned model's ``id2label``), ``a_doc``,
-        ``b_doc`` (the documents of segments A and B) and ``text_hash``-free bookkeeping.
+        ``labels`` (a ``ClassLabel`` whose names go into the fine-tuned model's ``id2label``), ``a_doc`` and
+        ``b_doc`` (the documents of segments A and B).
     """
-    import datasets
-
-    from .builder import PretrainingConfig, instances_table
-
-    if task not in SENTENCE_TASKS:
-        raise ValueError(f"Unknown sentence task {task!r}: expected one of {sorted(SENTENCE_TASKS)}")
-    splits = task_documents(source, tokenizer, max_seq_length=max_seq_length, seed=seed, **document_kwargs)
-    builder = splits.pop("_builder")
-    tok = builder.tokenizer
-    config = PretrainingConfig(
-        name=SENTENCE_TASKS[task],
-        format=SENTENCE_TASKS[task],
-        max_seq_length=max_seq_length,
-        dupe_factor=dupe_factor,
-        seed=seed,
-    )
-    label_column = config.instance_config.label_column
-    names = ["Coherent", "NotAdjacent"] if task == "coherence" else None
+    if name not in SENTENCE_TASKS:
+        raise ValueError(f"Unknown sentence task {name!r}: expected one of {sorted(SENTENCE_TASKS)}")
+    data_args = (data_args or DataArguments()).resolve()
+    splits = documents or task_documents(data_args, tokenizer, task)
+    instances = replace(data_args.instances, dupe_factor=dupe_factor).resolved(data_format=SENTENCE_TASKS[name])
+    config = PretrainingConfig(name=SENTENCE_TASKS[name], instances=instances)
+    label_column = instances.label_column
+    names = ["Coherent", "NotAdjacent"] if name == "coherence" else None
     out = datasets.DatasetDict()
     for split, documents in splits.items():
         tables, a_docs, b_docs = [], [], []
         for group in _groups(documents):
-            table = instances_table(group, range(len(group)), config, tok)
+            table = instances_table(group, range(len(group)), config, tokenizer)
             first = group.doc_indices[0]
             a_docs += [group.doc_ids[i - first] for i in table["doc_index"].to_pylist()]
             b_docs += [group.doc_ids[i - first] for i in table["b_doc_index"].to_pylist()]
             tables.append(table)
-        import pyarrow as pa
-
-        table = pa.concat_tables(tables)
-        data = datasets.Dataset(table).rename_column(label_column, "labels")
+        data = datasets.Dataset(pa.concat_tables(tables)).rename_column(label_column, "labels")
         data = data.remove_columns([c for c in data.column_names if c not in ("input_ids", "token_type_ids", "labels")])
         data = data.add_column("a_doc", a_docs).add_column("b_doc", b_docs)
         if names:
@@ -237,24 +220,26 @@ def _segment_windows(group: DocumentGroup, d: int, cfg: dict, rng: random.Random
 
 
 def build_segment_tagging(
-    source: Any = None,
+    data_args: DataArguments | None = None,
     tokenizer: Any = None,
+    task: TaskOptions | None = None,
     *,
-    max_seq_length: int = 128,
     switch_probability: float = 0.5,
     min_side: int = 8,
-    seed: int = 12345,
-    **document_kwargs: Any,
-):
+    documents: dict | None = None,
+) -> datasets.DatasetDict:
     """The segment-tagging task from a corpus (documents held out of pretraining, split by document).
 
     Args:
-        max_seq_length (`int`, *optional*, defaults to 128): Window length with ``[CLS]`` and ``[SEP]``.
+        data_args (`DataArguments`, *optional*): The corpus, its pretraining split, the window length
+            (``instances.max_seq_length``, with ``[CLS]`` and ``[SEP]``) and the seed of the task split and of the
+            windows (``instances.instance_seed``).
+        tokenizer: The tokenizer of the model the task is for.
+        task (`TaskOptions`, *optional*): The task's test and validation shares (:func:`task_documents`).
         switch_probability (`float`, *optional*, defaults to 0.5): Share of windows that switch to another
             document.
         min_side (`int`, *optional*, defaults to 8): Fewest tokens on either side of a switch.
-        seed (`int`, *optional*, defaults to 12345): Seed of the task split and of the windows.
-        **document_kwargs: :func:`task_documents` options.
+        documents (`dict`, *optional*): The task splits' documents, when already made (:func:`task_documents`).
 
     Returns:
         `datasets.DatasetDict` (``train``, ``test``, maybe ``validation``) with ``input_ids``, ``token_type_ids``
@@ -262,13 +247,10 @@ def build_segment_tagging(
         first ``R`` token, -1 when the window does not switch), ``a_doc`` and ``b_doc`` (the documents of the
         ``L`` and ``R`` text; equal when there is no switch).
     """
-    import datasets
-
-    from .builder import sequence_template
-
-    splits = task_documents(source, tokenizer, max_seq_length=max_seq_length, seed=seed, **document_kwargs)
-    builder = splits.pop("_builder")
-    template = sequence_template(builder.tokenizer)
+    data_args = (data_args or DataArguments()).resolve()
+    splits = documents or task_documents(data_args, tokenizer, task)
+    template = SequenceTemplate.of(tokenizer)
+    max_seq_length, seed = data_args.instances.max_seq_length, data_args.instances.instance_seed
     cfg = {
         "max_seq_length": max_seq_length - template.single_specials + 2,
         "min_side": min_side,
@@ -317,8 +299,6 @@ def pretraining_overlap(model_dir: str | None, documents) -> tuple[int, int, boo
     Returns:
         `(overlapping, total, recorded)`; `recorded` is False when the model has no record.
     """
-    import os
-
     total = sum(len(d) for d in documents)
     if model_dir is None or not os.path.isfile(os.path.join(model_dir, PRETRAINING_DOCUMENTS_FILE)):
         return 0, total, False
@@ -370,8 +350,6 @@ def load_classification_data(
     Returns:
         `datasets.DatasetDict` with the text columns and ``labels``.
     """
-    import datasets
-
     if dataset is None:
         if not data_files:
             raise ValueError("Give data_files={'train': ..., 'validation': ...} or a dataset.")
@@ -441,3 +419,132 @@ def segment_metrics(predictions: np.ndarray, dataset) -> dict[str, float]:
         "windows": len(window),
         "switched_windows": len(position),
     }
+
+
+def check_task_leak(model_dir: str | None, documents: dict, allow: bool) -> None:
+    """Stop when a corpus task would be built from documents the model was pretrained on (its record
+    ``pretraining_documents.npy``), unless allowed."""
+    overlap, total, recorded = pretraining_overlap(model_dir, list(documents.values()))
+    if not recorded:
+        if model_dir is not None and Path(model_dir).is_dir():
+            logger.warning(
+                "nsptask: %s has no record of its pretraining documents; the leak check is skipped.", model_dir
+            )
+        return
+    if overlap and not allow:
+        raise ValueError(
+            f"{overlap} of the task's {total} documents were in {model_dir}'s pretraining data "
+            f"({PRETRAINING_DOCUMENTS_FILE}): expected a task made from documents held out of pretraining. Use the "
+            "split the model was pretrained with (the defaults read it from the model's nsptask_data.json), or pass "
+            "--allow_pretraining_documents to go on anyway."
+        )
+
+
+def build_corpus_task(
+    task: TaskOptions, data_args: DataArguments, tokenizer, documents: dict | None = None
+) -> tuple[datasets.DatasetDict, list[str]]:
+    """A corpus task's splits (``train``, ``test`` and, with a task validation share, ``validation``) and its label
+    names."""
+    if task.task == "segment-tagging":
+        return build_segment_tagging(data_args, tokenizer, task, documents=documents), list(SEGMENT_LABELS)
+    data = build_sentence_task(task.task, data_args, tokenizer, task, documents=documents)
+    return data, data["train"].features["labels"].names
+
+
+def _evaluation_splits(data: datasets.DatasetDict) -> datasets.DatasetDict:
+    """A corpus task as the Trainer sees it: ``validation`` is what is evaluated during training (the task's test
+    set, or its validation set when there is one, and then ``test`` is scored once at the end)."""
+    if "validation" in data:
+        return datasets.DatasetDict({"train": data["train"], "validation": data["validation"], "test": data["test"]})
+    return datasets.DatasetDict({"train": data["train"], "validation": data["test"]})
+
+
+def _ner_data(task: TaskOptions, files: dict, data_args: DataArguments, tokenizer, label_names):
+    read = {k: read_conll(v, repair_iob=task.repair_iob, encoding=data_args.reader.encoding) for k, v in files.items()}
+    names = label_list(read["train"].tags) if "train" in read else list(label_names or [])
+    out = datasets.DatasetDict()
+    for split, conll in read.items():
+        out[split] = (
+            conll.to_dataset(names)
+            .map(
+                partial(
+                    tokenize_and_align_labels,
+                    tokenizer=tokenizer,
+                    label_names=names,
+                    max_length=data_args.instances.max_seq_length,
+                    label_all_tokens=task.label_all_tokens and split == "train",
+                ),
+                batched=True,
+                remove_columns=["tokens"],
+                desc=f"Aligning labels ({split})",
+            )
+            .rename_column("ner_tags", "word_tags")  # every word's gold tag: truncated entities count as missed
+        )
+    return out, names
+
+
+def _classification_data(task: TaskOptions, files: dict, data_args: DataArguments, tokenizer, label_names, num_proc):
+    text_b = None if task.text_b_column in (None, "none") else task.text_b_column
+    raw = load_classification_data(
+        files,
+        text_column=task.text_a_column or "sentence1",
+        text_pair_column=text_b if task.text_b_column is not None else "sentence2",
+        label_column=task.label_column or "label",
+        label_names=label_names,
+    )
+    names = next(iter(raw.values())).features["labels"].names
+    tokenized = datasets.DatasetDict()
+    for split, part in raw.items():
+        tokenized[split] = part.map(
+            partial(
+                tokenize_pairs,
+                tokenizer=tokenizer,
+                text_column=task.text_a_column or "sentence1",
+                text_pair_column=text_b if task.text_b_column is not None else "sentence2",
+                max_length=data_args.instances.max_seq_length,
+            ),
+            batched=True,
+            remove_columns=[c for c in part.column_names if c != "labels"],
+            num_proc=num_proc,
+            desc=f"Tokenizing ({split})",
+        )
+    return tokenized, names
+
+
+def load_task_data(
+    task: TaskOptions,
+    data_args: DataArguments,
+    tokenizer,
+    model_dir: str | None = None,
+    label_names: list[str] | None = None,
+    num_proc: int | None = None,
+) -> tuple[datasets.DatasetDict, list[str]]:
+    """A task's data with model inputs and ``labels``, and its label names: the one place task data is made, for
+    fine-tuning, evaluation and the study.
+
+    Corpus tasks are built from the documents held out of pretraining and checked against the model's record of
+    its pretraining documents (:func:`check_task_leak`); ``train`` and ``validation`` (= the task's test documents),
+    or with a task validation share ``train``, ``validation`` and ``test``. File tasks read ``train_file``,
+    ``validation_file`` and ``test_file``.
+
+    Args:
+        task (`TaskOptions`): The task.
+        data_args (`DataArguments`): The corpus, split and length.
+        tokenizer: The tokenizer.
+        model_dir (`str`, *optional*): The checkpoint (its record of pretraining documents is checked).
+        label_names (`list[str]`, *optional*): A fixed label set (a fine-tuned model's), for evaluation.
+        num_proc (`int`, *optional*): Processes for tokenizing file tasks.
+    """
+    if task.from_corpus:
+        documents = task_documents(data_args, tokenizer, task)
+        check_task_leak(model_dir, documents, task.allow_pretraining_documents)
+        raw, names = build_corpus_task(task, data_args, tokenizer, documents)
+        return _evaluation_splits(raw), names
+    files = {
+        k: v
+        for k, v in (("train", task.train_file), ("validation", task.validation_file), ("test", task.test_file))
+        if v
+    }
+    if task.task == "ner":
+        return _ner_data(task, files, data_args, tokenizer, label_names)
+    return _classification_data(task, files, data_args, tokenizer, label_names, num_proc)

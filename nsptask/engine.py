@@ -31,14 +31,41 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .builder import (
+    BUILD_RECORD_FILE,
+    PRETRAINING_DOCUMENTS_FILE,
+    PretrainingConfig,
+    TokenizedCorpusConfig,
+    _pool_bounds,
+    group_from_table,
+    instance_features,
+    instances_table,
+    pretraining_builder,
+    tokenized_features,
+    tokenized_shard_tables,
+)
+from .corpus import plan_shards
+from .preprocessing import order_keys, validation_flags
+from .stats import check_unknown_counts
+from .tokenization import reset_backend_choice
+
+# dask.distributed is the optional `dask` extra: imported by build_with_dask only.
 
 __all__ = ["build_with_dask", "instance_schema"]
+
+logger = logging.getLogger(__name__)
 
 MAX_SHARD_BYTES = 32 << 20
 
@@ -46,21 +73,14 @@ MAX_SHARD_BYTES = 32 << 20
 def instance_schema(data_format: str):
     """The Arrow schema of a format's instances, with the ``datasets`` features in its metadata (so ``ClassLabel``
     names come back when the Parquet files are loaded)."""
-    from .builder import instance_features
-
     features = instance_features(data_format)
     return features.arrow_schema.with_metadata({"huggingface": json.dumps({"info": {"features": features.to_dict()}})})
 
 
-def _tokenize_shard(shard, work: str, tokenizer, cfg_kwargs: dict) -> dict:
+def _tokenize_shard(shard, work: str, tokenizer, cfg: TokenizedCorpusConfig) -> dict:
     """Stage 1: read, split and tokenize one input shard into ``work/tokenized/shard-NNNNN.parquet``, written
     batch by batch (the worker holds one batch of tokenized documents, not the shard)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from .builder import TokenizedCorpusConfig, tokenized_features, tokenized_shard_tables
-
-    cfg = TokenizedCorpusConfig(**cfg_kwargs)
+    reset_backend_choice(tokenizer)  # a worker lives on between builds: each shard checks tokie on its own start
     schema = tokenized_features().arrow_schema
     path = Path(work, "tokenized", f"shard-{shard.index:05d}.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,9 +113,6 @@ def _tokenize_shard(shard, work: str, tokenizer, cfg_kwargs: dict) -> dict:
 
 def _partition_shard(info: dict, assignment: dict, work: str) -> list[str]:
     """Stage 2: write the shard's documents of each bucket to ``work/buckets/SPLIT/bNNNNN/sNNNNN.parquet``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     table = pq.read_table(info["path"])
     written = []
     for split, (rows, ranks, buckets) in assignment.items():
@@ -112,16 +129,9 @@ def _partition_shard(info: dict, assignment: dict, work: str) -> list[str]:
 
 
 def _build_bucket(
-    split: str, bucket: int, pools: list[tuple[int, int]], work: str, output: str, tokenizer, config_kwargs: dict
+    split: str, bucket: int, pools: list[tuple[int, int]], work: str, output: str, tokenizer, config: PretrainingConfig
 ) -> dict:
     """Stage 3: a bucket's documents in pooled order, cut into pools and units, turned into instances."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from .builder import PretrainingConfig, group_from_table, instances_table
-
-    config = PretrainingConfig(**config_kwargs)
     files = sorted(Path(work, "buckets", split, f"b{bucket:05d}").glob("*.parquet"))
     table = pa.concat_tables([pq.read_table(f) for f in files]) if files else None
     tables = []
@@ -131,12 +141,10 @@ def _build_bucket(
         first = int(ranks[0])
         for g_start, g_end in pools:
             group = group_from_table(table.slice(g_start - first, g_end - g_start), first_index=g_start)
-            for u_start in range(g_start, g_end, config.unit_size):
-                u_end = min(u_start + config.unit_size, g_end)
+            for u_start in range(g_start, g_end, config.pools.unit_size):
+                u_end = min(u_start + config.pools.unit_size, g_end)
                 tables.append(instances_table(group, range(u_start - g_start, u_end - g_start), config, tokenizer))
-    from .engine import instance_schema
-
-    schema = instance_schema(config.format)
+    schema = instance_schema(config.data_format)
     out = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
     path = Path(output, split, f"part-{bucket:05d}.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,11 +152,11 @@ def _build_bucket(
     return {"split": split, "bucket": bucket, "instances": out.num_rows, "path": str(path)}
 
 
-def _assign(infos: list[dict], config, buckets_per_split: int, max_pools_per_bucket: int = 4) -> tuple[dict, dict]:
+def _assign(
+    infos: list[dict], config: PretrainingConfig, buckets_per_split: int, max_pools_per_bucket: int = 4
+) -> tuple[dict, dict]:
     """The split, pooled order and bucket of every usable document, from the keys alone (on the client)."""
-    from .builder import _pool_bounds
-    from .preprocessing import order_keys, validation_flags
-
+    split, pools_options = config.split, config.pools
     keys = np.concatenate([i["keys"] for i in infos]) if infos else np.zeros(0, np.uint64)
     usable = np.concatenate([i["usable"] for i in infos]) if infos else np.zeros(0, bool)
     shard_of = np.concatenate([np.full(i["rows"], n) for n, i in enumerate(infos)]) if infos else np.zeros(0, int)
@@ -160,26 +168,26 @@ def _assign(infos: list[dict], config, buckets_per_split: int, max_pools_per_buc
             f"A document id is used by {int(counts.max())} documents: expected every document id once. With "
             "doc_id_column, rows sharing an id must be consecutive (they form one document)."
         )
-    flags = validation_flags(keys[rows], config.validation_fraction, config.split_seed)
+    flags = validation_flags(keys[rows], split.validation_fraction, split.split_seed)
     per_shard: dict[int, dict] = {n: {} for n in range(len(infos))}
     plan: dict[str, list] = {}
-    for split, wanted in (("train", False), ("validation", True)):
-        if split == "validation" and config.validation_fraction <= 0:
+    for name, wanted in (("train", False), ("validation", True)):
+        if name == "validation" and split.validation_fraction <= 0:
             continue
         mine = rows[flags == wanted]
-        if config.pool_order == "shuffled":
-            mine = mine[np.argsort(order_keys(keys[mine], config.seed), kind="stable")]
+        if pools_options.pool_order == "shuffled":
+            mine = mine[np.argsort(order_keys(keys[mine], config.instances.instance_seed), kind="stable")]
         pools = [
             (start, end)
-            for number, (start, end) in enumerate(_pool_bounds(len(mine), config.pool_size))
-            if number % config.num_shards == config.shard_index
+            for number, (start, end) in enumerate(_pool_bounds(len(mine), pools_options.pool_size))
+            if number % pools_options.num_shards == pools_options.shard_index
         ]
         # At least `buckets_per_split` buckets (load balance) and at most `max_pools_per_bucket` pools in one
         # (memory per worker: a bucket's documents are held together).
         n_buckets = max(1, min(len(pools), buckets_per_split), -(-len(pools) // max(1, max_pools_per_bucket)))
         per_bucket = -(-len(pools) // n_buckets) if pools else 1
         bucket_pools = [pools[b : b + per_bucket] for b in range(0, len(pools), per_bucket)]
-        plan[split] = bucket_pools
+        plan[name] = bucket_pools
         rank = np.full(len(keys), -1, dtype=np.int64)
         rank[mine] = np.arange(len(mine))
         bucket_of = np.full(len(keys), -1, dtype=np.int64)
@@ -189,8 +197,40 @@ def _assign(infos: list[dict], config, buckets_per_split: int, max_pools_per_buc
         chosen = np.flatnonzero(bucket_of >= 0)
         for n in range(len(infos)):
             here = chosen[shard_of[chosen] == n]
-            per_shard[n][split] = (local[here], rank[here], bucket_of[here])
+            per_shard[n][name] = (local[here], rank[here], bucket_of[here])
     return per_shard, plan
+
+
+def _run_stages(client, config: PretrainingConfig, tokenizer, out: Path, shards_per_worker, max_shard_bytes, max_pools):
+    """The three stages on the cluster: tokenize the input shards, cut them into buckets, build each bucket."""
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    work = out / "_work"
+    if work.exists():
+        shutil.rmtree(work)
+    shards, ignored = plan_shards(
+        config.source, workers * shards_per_worker, config.reader, max_shard_bytes=max_shard_bytes
+    )
+    tokenized = TokenizedCorpusConfig(
+        name="tokenized",
+        reader=config.reader,
+        tokenizer_backend=config.tokenizer_backend,
+        max_sentence_tokens=config.max_sentence_tokens(tokenizer),
+    )
+    remote = replace(config, tokenizer=None)  # the tokenizer travels once, scattered to every worker
+    tok = client.scatter(tokenizer, broadcast=True)
+    infos = client.gather(client.map(_tokenize_shard, shards, work=str(work), tokenizer=tok, cfg=tokenized, pure=False))
+    infos.sort(key=lambda i: i["index"])
+    check_unknown_counts(sum(i["unk_tokens"] for i in infos), sum(i["tokens"] for i in infos), config)
+    assignment, plan = _assign(infos, config, buckets_per_split=2 * workers, max_pools_per_bucket=max_pools)
+    client.gather(
+        client.map(_partition_shard, infos, [assignment[n] for n in range(len(infos))], work=str(work), pure=False)
+    )
+    futures = [
+        client.submit(_build_bucket, split, b, pools, str(work), str(out), tok, remote, pure=False)
+        for split, buckets in plan.items()
+        for b, pools in enumerate(buckets)
+    ]
+    return workers, infos, shards, ignored, assignment, plan, client.gather(futures)
 
 
 def build_with_dask(
@@ -198,7 +238,7 @@ def build_with_dask(
     output_dir: str,
     tokenizer,
     *,
-    data_format: str = "nsp",
+    data_format: str | None = None,
     scheduler: str | None = None,
     n_workers: int | None = None,
     client: Any = None,
@@ -213,7 +253,7 @@ def build_with_dask(
         output_dir (`str`): Where ``train/`` and ``validation/`` Parquet shards, ``report.json``, ``tokenizer/`` and
             ``nsptask_build.json`` go; on a file system every worker sees.
         tokenizer: The tokenizer object.
-        data_format (`str`, *optional*, defaults to `"nsp"`): The instance format.
+        data_format (`str`, *optional*): The instance format (default: the data options', else ``nsp``).
         scheduler (`str`, *optional*): Address of a running Dask scheduler (``tcp://host:8786``).
         n_workers (`int`, *optional*): Without a scheduler, start a local cluster of this many single-threaded
             worker processes (default: every core).
@@ -232,22 +272,8 @@ def build_with_dask(
         from distributed import Client, LocalCluster
     except ImportError as err:  # pragma: no cover - the dask extra
         raise ImportError("The Dask engine needs dask.distributed: pip install 'nsptask[dask]'") from err
-    from dataclasses import replace
 
-    from .builder import PretrainingConfig, instance_config_for
-    from .corpus import plan_shards
-
-    options = data_args.resolve().builder_kwargs(data_format)
-    config_kwargs = {
-        k: v for k, v in options.items() if k not in ("source", "format", "reader_kwargs", "cache_dir", "num_proc")
-    }
-    config = PretrainingConfig(
-        name=data_format,
-        format=data_format,
-        source=options["source"],
-        reader_kwargs=options["reader_kwargs"],
-        **config_kwargs,
-    )
+    config = pretraining_builder(data_args, tokenizer, data_format).config
     owned = None
     if client is None:
         if scheduler:
@@ -255,65 +281,27 @@ def build_with_dask(
         else:
             owned = LocalCluster(n_workers=n_workers or os.cpu_count(), threads_per_worker=1, processes=True)
             client = Client(owned)
+    logger.info("nsptask: Dask dashboard at %s", client.dashboard_link)
+    out = Path(output_dir)
     try:
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
-        out = Path(output_dir)
-        work = out / "_work"
-        if work.exists():
-            shutil.rmtree(work)
-        reader = options["reader_kwargs"]
-        shards, ignored = plan_shards(
-            options["source"],
-            workers * shards_per_worker,
-            max_shard_bytes=max_shard_bytes,
-            format=reader.get("format"),
-            encoding=reader.get("encoding", "utf-8"),
-            document_per=reader.get("document_per", "paragraph"),
-            doc_id_column=reader.get("doc_id_column"),
+        workers, infos, shards, ignored, assignment, plan, built = _run_stages(
+            client, config, tokenizer, out, shards_per_worker, max_shard_bytes, max_pools_per_bucket
         )
-        tokenized_kwargs = {
-            "source": None,
-            "reader_kwargs": reader,
-            "tokenizer": None,
-            "tokenizer_backend": config.tokenizer_backend,
-            "max_sentence_tokens": instance_config_for(config, tokenizer).max_sentence_tokens,
-        }
-        tok = client.scatter(tokenizer, broadcast=True)
-        infos = client.gather(
-            client.map(_tokenize_shard, shards, work=str(work), tokenizer=tok, cfg_kwargs=tokenized_kwargs, pure=False)
-        )
-        infos.sort(key=lambda i: i["index"])
-        from .builder import check_unknown_counts
-
-        unknown, tokens = sum(i["unk_tokens"] for i in infos), sum(i["tokens"] for i in infos)
-        unk_rate = check_unknown_counts(unknown, tokens, config)
-        assignment, plan = _assign(
-            infos, config, buckets_per_split=2 * workers, max_pools_per_bucket=max_pools_per_bucket
-        )
-        client.gather(
-            client.map(_partition_shard, infos, [assignment[n] for n in range(len(infos))], work=str(work), pure=False)
-        )
-        build_kwargs = {**config_kwargs, "name": data_format, "format": data_format, "reader_kwargs": reader}
-        futures = [
-            client.submit(_build_bucket, split, b, pools, str(work), str(out), tok, build_kwargs, pure=False)
-            for split, buckets in plan.items()
-            for b, pools in enumerate(buckets)
-        ]
-        built = client.gather(futures)
     finally:
         if owned is not None:
             client.close()
             owned.close()
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(out / "_work", ignore_errors=True)
     tokenizer.save_pretrained(out / "tokenizer")
     # The text hashes of the training documents: the record `pretrain --dataset` keeps beside the model.
     train_hashes = [i["text_hash"][assignment[n]["train"][0]] for n, i in enumerate(infos)]
     np.save(
-        out / "pretraining_documents.npy",
+        out / PRETRAINING_DOCUMENTS_FILE,
         np.unique(np.concatenate(train_hashes) if train_hashes else np.zeros(0, np.uint64)).astype(np.uint64),
     )
+    unknown, tokens = sum(i["unk_tokens"] for i in infos), sum(i["tokens"] for i in infos)
     report = {
-        "format": data_format,
+        "format": config.data_format,
         "engine": "dask",
         "workers": workers,
         "input_shards": len(shards),
@@ -322,7 +310,7 @@ def build_with_dask(
         "documents_used": int(sum(int(i["usable"].sum()) for i in infos)),
         "tokens": int(tokens),
         "unknown_tokens": int(unknown),
-        "unknown_token_rate": unk_rate,
+        "unknown_token_rate": unknown / tokens if tokens else 0.0,
         "splits": {
             split: {
                 "documents": int(sum(len(assignment[n][split][0]) for n in range(len(infos)))),
@@ -333,12 +321,10 @@ def build_with_dask(
         },
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    from .builder import BUILD_RECORD_FILE
-
     record = {
-        "format": data_format,
+        "format": config.data_format,
         "engine": "dask",
-        "fingerprint": replace(config, tokenizer=tokenizer).fingerprint(),
+        "fingerprint": config.fingerprint(),
         "data_arguments": data_args.to_dict(),
         "report": report,
     }

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
+from typing import Literal
 
 import numpy as np
 
@@ -32,6 +34,7 @@ __all__ = [
     "LABEL_NAMES",
     "DocumentGroup",
     "InstanceConfig",
+    "DEFAULT_SEED",
     "create_instances",
     "trimmed_lengths",
     "document_seed",
@@ -52,13 +55,20 @@ LABEL_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+DEFAULT_SEED = 12345  # Google's create_pretraining_data.py default: instance creation, split and task seeds
+
+
+@dataclass
 class InstanceConfig:
-    """Parameters of instance creation (Google's ``create_pretraining_data.py`` defaults).
+    """Parameters of instance creation (Google's ``create_pretraining_data.py`` defaults): the one object the
+    builders, the Dask engine, the corpus tasks and ``nsptask`` commands share (the "instances" options).
+
+    ``data_format`` and ``max_seq_length`` may be left `None` until a command decides them (pretraining: the
+    objective's format; evaluation: the length the model was fine-tuned with); :meth:`resolved` fills them.
 
     Args:
-        format (`str`, *optional*, defaults to `"nsp"`): One of ``FORMATS``.
-        max_seq_length (`int`, *optional*, defaults to 128): Length of an instance with its special tokens.
+        data_format (`str`, *optional*): One of ``FORMATS``; `None` means the command's default (``nsp``).
+        max_seq_length (`int`, *optional*): Length of an instance with its special tokens (default 128).
         short_seq_prob (`float`, *optional*, defaults to 0.1): Probability of a shorter random target length.
         short_seq_mode (`str`, *optional*, defaults to `"document"`): ``"document"`` draws the short target
             once per document and dupe, as Google does; ``"instance"`` draws it for every chunk.
@@ -66,52 +76,70 @@ class InstanceConfig:
             that the segments are swapped (SOP).
         dupe_factor (`int`, *optional*, defaults to 1): Times each document is turned into instances, each
             time with other random choices (Google's default is 10; with dynamic masking 1 is enough).
-        seed (`int`, *optional*, defaults to 12345): Seed (Google's default).
-        pair_specials (`int`, *optional*, defaults to 3), single_specials (`int`, *optional*, defaults to 2): How many
-            special tokens frame a pair and a single sequence (``[CLS] A [SEP] B [SEP]``: 3; RoBERTa's
-            ``<s> A </s></s> B </s>``: 4); see :class:`SequenceTemplate`.
+        instance_seed (`int`, *optional*, defaults to 12345): Seed of instance creation, of the document shuffle
+            before pooling and of the corpus tasks (Google's default).
+
+    The special tokens that frame an instance (``[CLS] A [SEP] B [SEP]``: 3; RoBERTa's ``<s> A </s></s> B </s>``:
+    4) come from the tokenizer's :class:`SequenceTemplate`, not from here.
     """
 
-    format: str = "nsp"
-    max_seq_length: int = 128
-    short_seq_prob: float = 0.1
-    short_seq_mode: str = "document"
-    nsp_probability: float = 0.5
-    dupe_factor: int = 1
-    seed: int = 12345
-    pair_specials: int = 3
-    single_specials: int = 2
+    _argument_group_name = "data: instances"
+
+    data_format: Literal["nsp", "sentence-pair", "sop", "full-sentences", "doc-sentences"] | None = field(
+        default=None,
+        metadata={
+            "help": "Instance format: nsp, sentence-pair, sop, full-sentences, doc-sentences. Default: nsp for build; "
+            "the objective's format for pretrain (nsp, sop or full-sentences)."
+        },
+    )
+    max_seq_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Instance length, special tokens included. Default: 128 (evaluate: the length the model was "
+            "fine-tuned with)."
+        },
+    )
+    short_seq_prob: float = field(default=0.1, metadata={"help": "Probability of a shorter random target length."})
+    short_seq_mode: Literal["document", "instance"] = field(
+        default="document",
+        metadata={"help": "'document': draw the short target once per document (Google); 'instance': per chunk."},
+    )
+    nsp_probability: float = field(
+        default=0.5, metadata={"help": "Probability of a random B (NSP formats) or of a swap (SOP)."}
+    )
+    dupe_factor: int = field(default=1, metadata={"help": "Times each document is turned into instances."})
+    instance_seed: int = field(
+        default=DEFAULT_SEED,
+        metadata={"help": "Seed of instance creation, of the document shuffle and of the corpus tasks (Google's)."},
+    )
 
     def __post_init__(self):
-        if self.format not in FORMATS:
-            raise ValueError(f"Unknown format {self.format!r}: expected one of {FORMATS}")
-        minimum = (self.pair_specials if self.format in PAIR_FORMATS else self.single_specials) + 2
-        if self.max_seq_length < minimum:
+        if self.data_format is not None and self.data_format not in FORMATS:
+            raise ValueError(f"Unknown format {self.data_format!r}: expected one of {FORMATS}")
+        if self.max_seq_length is not None and self.max_seq_length < 5:
             raise ValueError(
-                f"max_seq_length={self.max_seq_length} is too short for {self.format!r}: it needs at least "
-                f"{minimum} (special tokens plus one token per segment)."
+                f"--max_seq_length must be at least 5 (special tokens plus two tokens), got {self.max_seq_length}"
             )
-        if not 0.0 <= self.short_seq_prob <= 1.0 or not 0.0 <= self.nsp_probability <= 1.0:
-            raise ValueError("short_seq_prob and nsp_probability must lie in [0, 1]")
+        for name in ("short_seq_prob", "nsp_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"--{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.short_seq_mode not in ("document", "instance"):
             raise ValueError(f"short_seq_mode must be 'document' or 'instance', got {self.short_seq_mode!r}")
         if self.dupe_factor < 1:
-            raise ValueError(f"dupe_factor must be >= 1, got {self.dupe_factor}")
+            raise ValueError(f"--dupe_factor must be >= 1, got {self.dupe_factor}")
+
+    def resolved(self, data_format: str | None = None, max_seq_length: int | None = None) -> InstanceConfig:
+        """These options with the format and length decided: `data_format` (or this one's, or ``nsp``) and this
+        length (or `max_seq_length`, or 128)."""
+        return replace(
+            self,
+            data_format=data_format or self.data_format or "nsp",
+            max_seq_length=self.max_seq_length or max_seq_length or 128,
+        )
 
     @property
     def label_column(self) -> str | None:
-        return LABEL_COLUMNS.get(self.format)
-
-    @property
-    def max_num_tokens(self) -> int:
-        """Token budget without special tokens (``[CLS] A [SEP] B [SEP]``: length - 3; packed text: length - 2)."""
-        return self.max_seq_length - (self.pair_specials if self.format in PAIR_FORMATS else self.single_specials)
-
-    @property
-    def max_sentence_tokens(self) -> int:
-        """Sentences longer than this are cut into pieces at tokenization (and counted); the same for every
-        format, so all formats share one tokenized corpus."""
-        return self.max_seq_length - self.pair_specials
+        return LABEL_COLUMNS.get(self.data_format)
 
 
 @dataclass(frozen=True)
@@ -135,6 +163,14 @@ class SequenceTemplate:
     @classmethod
     def bert(cls, cls_id: int, sep_id: int) -> SequenceTemplate:
         return cls((cls_id,), (sep_id,), (sep_id,), (cls_id,), (sep_id,), sep_id)
+
+    @classmethod
+    def of(cls, tokenizer) -> SequenceTemplate:
+        """The tokenizer's template (read once per tokenizer object, then cached)."""
+        template = _TEMPLATES.get(tokenizer)
+        if template is None:
+            template = _TEMPLATES[tokenizer] = cls.from_tokenizer(tokenizer)
+        return template
 
     @classmethod
     def from_tokenizer(cls, tokenizer) -> SequenceTemplate:
@@ -166,6 +202,18 @@ class SequenceTemplate:
     @property
     def single_specials(self) -> int:
         return len(self.single_prefix) + len(self.single_suffix)
+
+    def max_num_tokens(self, cfg: InstanceConfig) -> int:
+        """Token budget of an instance without its special tokens (``[CLS] A [SEP] B [SEP]`` at 128: 125)."""
+        return cfg.max_seq_length - (self.pair_specials if cfg.data_format in PAIR_FORMATS else self.single_specials)
+
+    def max_sentence_tokens(self, max_seq_length: int) -> int:
+        """Sentences longer than this are cut into pieces at tokenization (and counted); the same for every
+        format, so all formats share one tokenized corpus."""
+        return max_seq_length - self.pair_specials
+
+
+_TEMPLATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -376,13 +424,12 @@ def _far_sentences(n: int, a_first: int, a_end: int) -> list[int]:
 
 
 def _segment_pair_document(
-    rng, other, group, d, cfg: InstanceConfig, out: _Instances, sop: bool, coherence: bool = False
+    rng, other, group, d, cfg: InstanceConfig, max_num_tokens: int, out: _Instances, sop: bool, coherence: bool = False
 ):
     """Google's ``create_instances_from_document`` (NSP), ALBERT's SOP variant, or the coherence variant
     whose negatives come from the same document."""
     lengths, starts = group.sentence_lengths[d], group.sentence_starts[d]
     n = len(lengths)
-    max_num_tokens = cfg.max_num_tokens
     doc_index = group.doc_indices[d]
 
     def draw_target():
@@ -450,7 +497,7 @@ def _segment_pair_document(
         i += 1
 
 
-def _sentence_pair_document(rng, other, group, d, cfg: InstanceConfig, out: _Instances):
+def _sentence_pair_document(rng, other, group, d, cfg: InstanceConfig, max_num_tokens: int, out: _Instances):
     """RoBERTa's SENTENCE-PAIR: A is one sentence; B the next one, or a random sentence of another document."""
     lengths, starts = group.sentence_lengths[d], group.sentence_starts[d]
     n = len(lengths)
@@ -462,20 +509,20 @@ def _sentence_pair_document(rng, other, group, d, cfg: InstanceConfig, out: _Ins
             j = _random_other_document(other, group, d)
             k = other.randrange(len(group.sentence_lengths[j]))
             b = (group.sentence_starts[j][k], group.sentence_starts[j][k] + group.sentence_lengths[j][k])
-            a, b, truncated = _truncate(other, a, b, cfg.max_num_tokens)
+            a, b, truncated = _truncate(other, a, b, max_num_tokens)
             out.add_pair(a, b, 1, doc_index, group.doc_indices[j], truncated, False)
             i += 1
         else:
             b = (starts[i + 1], starts[i + 1] + lengths[i + 1])
-            a, b, truncated = _truncate(rng, a, b, cfg.max_num_tokens)
+            a, b, truncated = _truncate(rng, a, b, max_num_tokens)
             out.add_pair(a, b, 0, doc_index, doc_index, truncated, False)
             i += 2
 
 
-def _packed_documents(group, doc_range, cfg: InstanceConfig, out: _Instances, cross_documents: bool):
+def _packed_documents(group, doc_range, max_num_tokens: int, out: _Instances, cross_documents: bool):
     """RoBERTa's FULL-SENTENCES (cross_documents=True) and DOC-SENTENCES: whole sentences packed up to
     the budget; a separator token marks a document boundary inside a FULL-SENTENCES block."""
-    budget = cfg.max_num_tokens
+    budget = max_num_tokens
     ranges: list[tuple[int, int]] = []
     used, first_doc, last_doc = 0, -1, -1
     for d in doc_range:
@@ -522,8 +569,7 @@ def create_instances(
     Args:
         group (`DocumentGroup`): The tokenized group (the random-document pool).
         doc_range (`range`): Which of its documents to turn into instances.
-        cfg (`InstanceConfig`): The algorithm's parameters (its ``pair_specials``/``single_specials`` must be the
-            template's).
+        cfg (`InstanceConfig`): The algorithm's parameters (an unset format or length takes its default).
         template (`SequenceTemplate`): The special tokens around instances; or a classification token id, with
             `sep_id`, for BERT's template.
 
@@ -532,33 +578,46 @@ def create_instances(
     """
     if not isinstance(template, SequenceTemplate):
         template = SequenceTemplate.bert(int(template), int(sep_id))
-    if (cfg.pair_specials, cfg.single_specials) != (template.pair_specials, template.single_specials):
+    if cfg.data_format is None or cfg.max_seq_length is None:
+        cfg = cfg.resolved()
+    max_num_tokens = template.max_num_tokens(cfg)
+    if max_num_tokens < 2:
         raise ValueError(
-            f"The instance config counts {cfg.pair_specials}/{cfg.single_specials} special tokens per pair/single "
-            f"sequence, the template has {template.pair_specials}/{template.single_specials}."
+            f"max_seq_length={cfg.max_seq_length} is too short for {cfg.data_format!r}: it needs at least "
+            f"{cfg.max_seq_length - max_num_tokens + 2} (the tokenizer's special tokens plus one token per segment)."
         )
-    out = _Instances(group, template, label=cfg.format in PAIR_FORMATS)
-    if cfg.format in NEEDS_OTHER_DOCUMENT and sum(1 for lengths in group.sentence_lengths if lengths) < 2:
+    out = _Instances(group, template, label=cfg.data_format in PAIR_FORMATS)
+    if cfg.data_format in NEEDS_OTHER_DOCUMENT and sum(1 for lengths in group.sentence_lengths if lengths) < 2:
         raise ValueError(
-            f"Format {cfg.format!r} needs at least two non-empty documents in a random-document pool to draw "
+            f"Format {cfg.data_format!r} needs at least two non-empty documents in a random-document pool to draw "
             f"NotNext segments from; found {sum(1 for lengths in group.sentence_lengths if lengths)}. Give a "
             "corpus with more documents (a blank line separates documents in the one-sentence-per-line format), "
             "or use 'sop', 'full-sentences' or 'doc-sentences', which need no second document."
         )
     for dupe in range(cfg.dupe_factor):
-        if cfg.format in ("full-sentences", "doc-sentences"):
-            _packed_documents(group, doc_range, cfg, out, cross_documents=cfg.format == "full-sentences")
+        if cfg.data_format in ("full-sentences", "doc-sentences"):
+            _packed_documents(
+                group, doc_range, max_num_tokens, out, cross_documents=cfg.data_format == "full-sentences"
+            )
             continue
         for d in doc_range:
             if not group.sentence_lengths[d]:
                 continue
             doc_id = group.doc_ids[d]
-            rng = random.Random(document_seed(cfg.seed, dupe, doc_id))
-            other = random.Random(document_seed(cfg.seed, dupe, doc_id, "other"))
-            if cfg.format == "sentence-pair":
-                _sentence_pair_document(rng, other, group, d, cfg, out)
+            rng = random.Random(document_seed(cfg.instance_seed, dupe, doc_id))
+            other = random.Random(document_seed(cfg.instance_seed, dupe, doc_id, "other"))
+            if cfg.data_format == "sentence-pair":
+                _sentence_pair_document(rng, other, group, d, cfg, max_num_tokens, out)
             else:
                 _segment_pair_document(
-                    rng, other, group, d, cfg, out, sop=cfg.format == "sop", coherence=cfg.format == "coherence"
+                    rng,
+                    other,
+                    group,
+                    d,
+                    cfg,
+                    max_num_tokens,
+                    out,
+                    sop=cfg.data_format == "sop",
+                    coherence=cfg.data_format == "coherence",
                 )
     return out.to_columns()

@@ -15,28 +15,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
+import evaluate
 import numpy as np
+import torch
+import transformers
 
-__all__ = ["pretraining_compute_metrics", "preprocess_logits_for_metrics", "load_metric"]
+from .arguments import TOKEN_TASKS
+from .token_classification import word_predictions
+
+__all__ = [
+    "pretraining_compute_metrics",
+    "preprocess_logits_for_metrics",
+    "classification_compute_metrics",
+    "token_classification_compute_metrics",
+    "task_collator_and_metrics",
+    "load_metric",
+]
 
 
 def load_metric(name: str):
     """Load one of the ``evaluate`` modules nsptask ships (``seqeval``, ``classification``) from its own folder:
     ``evaluate.load("seqeval")`` would fetch the script from the Hub, which offline fails."""
-    from importlib import resources
-
-    import evaluate
-
     return evaluate.load(str(resources.files("nsptask") / "evaluation" / name))
 
 
 def preprocess_logits_for_metrics(logits: Any, labels: Any) -> Any:
     """Keep only argmax predictions of vocabulary-sized logits (batch x length x vocab -> batch x length);
     small outputs (sentence logits, sparse predictions) pass through unchanged."""
-    import torch
-
     if isinstance(logits, (tuple, list)):
         return type(logits)(preprocess_logits_for_metrics(x, labels) for x in logits)
     if isinstance(logits, torch.Tensor) and logits.dim() == 3:
@@ -123,3 +131,57 @@ def pretraining_compute_metrics(objective: str, sentence_task: str = "nsp") -> C
         return metrics
 
     return compute_metrics
+
+
+def classification_compute_metrics(num_labels: int) -> Callable:
+    """Accuracy, macro F1, and for two labels binary F1 (label 1 positive) and Matthews correlation; with the
+    majority-class accuracy and the number of examples scored. Computed by the ``evaluate`` module nsptask ships
+    (:func:`load_metric`), which loads offline."""
+    metric = load_metric("classification")
+
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        predictions = np.asarray(logits).argmax(-1)
+        return metric.compute(
+            predictions=predictions, references=np.asarray(eval_pred.label_ids), num_labels=num_labels
+        )
+
+    return compute_metrics
+
+
+def token_classification_compute_metrics(label_names: list[str], mode: str | None = None) -> Callable:
+    """``compute_metrics`` for token classification: seqeval on word-level predictions, through the ``evaluate``
+    module nsptask ships (:func:`nsptask.metrics.load_metric`), as transformers' ``run_ner`` does with the Hub's.
+
+    Returns a function whose result has ``precision``, ``recall``, ``f1``, ``macro_f1``, ``accuracy`` and
+    ``f1_<TYPE>`` per entity type; the last text report is kept in ``compute_metrics.last_report``.
+    """
+    metric = load_metric("seqeval")
+
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        predictions = np.asarray(eval_pred.predictions)
+        if predictions.ndim == 3:
+            predictions = predictions.argmax(-1)
+        true_tags, predicted_tags = word_predictions(predictions, np.asarray(eval_pred.label_ids), label_names)
+        scores = metric.compute(predictions=predicted_tags, references=true_tags, mode=mode)
+        compute_metrics.last_report = scores["report"]
+        compute_metrics.last_scores = scores
+        out = {k: float(scores[k]) for k in ("precision", "recall", "f1", "macro_f1", "accuracy")}
+        for entity, row in scores["per_type"].items():
+            out[f"f1_{entity}"] = row["f1-score"]
+        return out
+
+    compute_metrics.last_report = ""
+    compute_metrics.last_scores = {}
+    return compute_metrics
+
+
+def task_collator_and_metrics(task: str, tokenizer, label_names: list[str], seqeval_mode: str | None = None):
+    """The stock collator and the ``compute_metrics`` hook of a downstream task: token tasks get
+    ``DataCollatorForTokenClassification`` and seqeval, sentence tasks ``DataCollatorWithPadding`` and the
+    classification scores."""
+    if task in TOKEN_TASKS:
+        collator = transformers.DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8)
+        return collator, token_classification_compute_metrics(label_names, seqeval_mode)
+    collator = transformers.DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+    return collator, classification_compute_metrics(len(label_names))

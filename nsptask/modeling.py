@@ -27,12 +27,28 @@ and every family work alike; :class:`nsptask.training.NspTrainer` computes the l
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+import transformers
+from torch import nn
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_MASKED_LM_MAPPING,
+    MODEL_FOR_NEXT_SENTENCE_PREDICTION_MAPPING,
+    MODEL_FOR_PRETRAINING_MAPPING,
+)
+from transformers.utils import ModelOutput
+
+from .arguments import DEFAULT_FORMATS, FAMILIES, FAMILY_TOKENIZERS, OBJECTIVES, PRESET_NAMES, SENTENCE_FORMATS
+
 __all__ = [
     "OBJECTIVES",
+    "FAMILY_TOKENIZERS",
     "PRESETS",
     "FAMILIES",
     "DEFAULT_FORMATS",
@@ -49,28 +65,12 @@ __all__ = [
     "model_capabilities",
     "with_sentence_head",
     "check_vocabulary",
+    "check_encoder_loaded",
+    "task_model",
 ]
 
 logger = logging.getLogger(__name__)
 
-OBJECTIVES = ("mlm+nsp", "mlm+sop", "mlm", "nsp", "sop")
-DEFAULT_FORMATS = {"mlm+nsp": "nsp", "mlm+sop": "sop", "mlm": "full-sentences", "nsp": "nsp", "sop": "sop"}
-SENTENCE_FORMATS = {
-    "mlm+nsp": ("nsp", "sentence-pair"),
-    "mlm+sop": ("sop",),
-    "nsp": ("nsp", "sentence-pair"),
-    "sop": ("sop",),
-}
-FAMILIES = ("bert", "roberta", "albert", "deberta-v2", "modernbert", "distilbert")
-# The tokenizer model each family is usually trained with (`nsptask tokenizer --model ...`).
-FAMILY_TOKENIZERS = {
-    "bert": "wordpiece",
-    "distilbert": "wordpiece",
-    "roberta": "bpe",
-    "modernbert": "bpe",
-    "albert": "unigram",
-    "deberta-v2": "unigram",
-}
 
 # BERT shapes (Turc et al., 2019, "Well-Read Students Learn Better": BERT-Tiny/Mini/Small; BERT-base).
 PRESETS: dict[str, dict[str, int]] = {
@@ -115,8 +115,6 @@ def preset_config(
     attention with position buckets, no absolute positions, no token types); ALBERT a 128-wide factorised
     embedding; ModernBERT alternating local and global attention.
     """
-    import transformers
-
     if family not in FAMILIES:
         raise ValueError(f"Unknown model family {family!r}: expected one of {FAMILIES}")
     if preset not in PRESETS:
@@ -189,8 +187,6 @@ def preset_config(
 
 
 def _output_class():
-    from transformers.utils import ModelOutput
-
     @dataclass
     class MaskedLMWithSentenceHeadOutput(ModelOutput):
         loss: Any = None
@@ -206,9 +202,6 @@ def _output_class():
 def with_sentence_head(mlm_class: type) -> type:
     """The family's ``*ForMaskedLM`` class with a pooled 2-way sentence head (``sentence_head``), for NSP or SOP
     on families that ship no such head. Its forward takes ``labels`` (MLM) and ``sentence_label``."""
-    import torch
-    from torch import nn
-
     output_class = _output_class()
 
     class SentenceHead(nn.Module):
@@ -271,19 +264,10 @@ def with_sentence_head(mlm_class: type) -> type:
 
 
 def _accepts(model_class: type, argument: str) -> bool:
-    import inspect
-
     return argument in inspect.signature(model_class.forward).parameters
 
 
 def _family_classes(config):
-    import transformers
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_MASKED_LM_MAPPING,
-        MODEL_FOR_NEXT_SENTENCE_PREDICTION_MAPPING,
-        MODEL_FOR_PRETRAINING_MAPPING,
-    )
-
     def lookup(mapping):
         try:
             return mapping[type(config)]
@@ -295,13 +279,10 @@ def _family_classes(config):
     nsp = lookup(MODEL_FOR_NEXT_SENTENCE_PREDICTION_MAPPING)
     if pretraining is not None and not _has_sentence_head(pretraining):
         pretraining = None
-    del transformers
     return mlm, pretraining, nsp
 
 
 def _has_sentence_head(model_class: type) -> bool:
-    import inspect
-
     params = inspect.signature(model_class.forward).parameters
     return "next_sentence_label" in params or "sentence_order_label" in params
 
@@ -326,8 +307,6 @@ def load_pretraining_model(path: str, objective: str | None = None, **kwargs):
     """Load a model nsptask pretrained (or any checkpoint) with the class it was saved as: a
     ``...WithSentenceHead`` model gets its sentence head back. With `objective`, load the class that objective
     trains instead (``mlm`` loads the encoder and MLM head only)."""
-    import transformers
-
     config = transformers.AutoConfig.from_pretrained(path)
     if objective is not None:
         cls = model_class_for(config, objective)
@@ -343,8 +322,6 @@ def load_pretraining_model(path: str, objective: str | None = None, **kwargs):
 
 def sentence_label_argument(model) -> str | None:
     """The forward argument of the model's sentence-relation head, or None if it has none."""
-    import inspect
-
     params = inspect.signature(type(model).forward).parameters
     for name in ("next_sentence_label", "sentence_order_label", "sentence_label"):
         if name in params:
@@ -384,6 +361,7 @@ def build_model(
     seed: int = 42,
     dropout: float | None = None,
     family: str = "bert",
+    attn_implementation: str | None = None,
 ):
     """Create the model for an objective: from a checkpoint (missing heads are initialised and reported)
     or from a size preset of a family with the tokenizer's vocabulary.
@@ -397,18 +375,21 @@ def build_model(
         seed (`int`, *optional*, defaults to 42): Initialisation seed of preset models and new heads.
         dropout (`float`, *optional*): Override every dropout.
         family (`str`, *optional*, defaults to `"bert"`): Family of preset models (``FAMILIES``).
+        attn_implementation (`str`, *optional*): ``eager``, ``sdpa`` or ``flash_attention_2`` (default: the
+            model's own choice, sdpa where transformers supports it).
 
     Returns:
         `(model, loading_info)`: the model and ``{"missing_keys": [...], "unexpected_keys": [...]}``.
     """
-    import transformers
-
     if objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective {objective!r}: expected one of {OBJECTIVES}")
     transformers.set_seed(seed)
     info: dict[str, Any] = {"missing_keys": [], "unexpected_keys": []}
+    attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if model_name_or_path is None:
         config = preset_config(family, preset, tokenizer, max_position_embeddings, dropout)
+        if attn_implementation:
+            config._attn_implementation = attn_implementation
         model = model_class_for(config, objective)(config)
     else:
         try:
@@ -418,7 +399,7 @@ def build_model(
         if dropout is not None:
             set_dropout(config, dropout)
         cls = model_class_for(config, objective)
-        model, info = cls.from_pretrained(model_name_or_path, config=config, output_loading_info=True)
+        model, info = cls.from_pretrained(model_name_or_path, config=config, output_loading_info=True, **attention)
         if info.get("missing_keys"):
             logger.warning(
                 "nsptask: %d weights of %s were not in %s and are newly initialised (heads): %s",
@@ -469,8 +450,6 @@ class ModelCapabilities:
 def word_start_convention(tokenizer) -> tuple[str, str] | None:
     """How the tokenizer marks words, read from its ``tokenizer.json``: WordPiece continuation prefix, byte-level
     BPE's ``Ġ`` word starts, SentencePiece's ``▁`` word starts."""
-    import json
-
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     model = state.get("model") or {}
     if model.get("type") == "WordPiece":
@@ -542,6 +521,56 @@ def model_capabilities(config, tokenizer, max_seq_length: int | None = None, who
     )
 
 
+# The weights a fine-tuning class adds on top of an encoder (classifier, pooler, ModernBERT's head): new by design.
+_HEAD_WEIGHTS = re.compile(r"(^|\.)(classifier|pre_classifier|pooler|score|head)\.")
+
+
+def check_encoder_loaded(model_dir: str, loading: dict) -> None:
+    """Stop when the checkpoint gave the fine-tuning model less than its whole encoder: the missing weights would
+    start from random values and the run would measure nothing about the pretraining."""
+    missing = [k for k in loading.get("missing_keys", []) if not _HEAD_WEIGHTS.search(k)]
+    if missing:
+        raise ValueError(
+            f"{model_dir}: {len(missing)} encoder weights are missing from the checkpoint (e.g. {missing[:3]}); "
+            "expected a checkpoint of the whole encoder (only the task head is new). Check --model_name_or_path: "
+            "it must be a pretrained encoder of the same family and size."
+        )
+
+
+def task_model(
+    model_name_or_path: str,
+    token_task: bool,
+    label_names: list[str],
+    tokenizer,
+    seed: int,
+    max_seq_length: int | None = None,
+    attn_implementation: str | None = None,
+):
+    """A checkpoint with a fresh task head (token or sequence classification, the given labels), initialised from
+    `seed` (the same head for the same seed), checked to carry its whole encoder and to fit the tokenizer; with the
+    model's :class:`ModelCapabilities` for the inputs.
+
+    Returns:
+        `(model, capabilities)`.
+    """
+    config = transformers.AutoConfig.from_pretrained(model_name_or_path)
+    capabilities = model_capabilities(config, tokenizer, max_seq_length)
+    config.num_labels = len(label_names)
+    config.id2label = dict(enumerate(label_names))
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    transformers.set_seed(seed)
+    head = (
+        transformers.AutoModelForTokenClassification if token_task else transformers.AutoModelForSequenceClassification
+    )
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model, loading = head.from_pretrained(
+        model_name_or_path, config=config, ignore_mismatched_sizes=True, output_loading_info=True, **extra
+    )
+    check_encoder_loaded(model_name_or_path, loading)
+    check_vocabulary(tokenizer, model)
+    return model, capabilities
+
+
 # -- sparse MLM head ------------------------------------------------------------------------------------
 
 
@@ -577,8 +606,6 @@ class SparseMlmHead:
         self._selection = self._attention_mask = None
 
     def _hook(self, module, args):
-        import torch
-
         if self._selection is None:
             return None
         hidden = args[0]
@@ -613,3 +640,6 @@ def enable_sparse_mlm(model) -> SparseMlmHead | None:
     if model.get_output_embeddings() is None:
         return None
     return SparseMlmHead(model)
+
+
+assert set(PRESETS) == set(PRESET_NAMES), "the presets and the options' preset names must agree"

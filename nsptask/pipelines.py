@@ -1,7 +1,10 @@
 """A ``transformers`` pipeline for next-sentence prediction, registered as ``"next-sentence-prediction"``.
 
-After ``import nsptask``::
+Importing this module registers the task (``import nsptask.pipelines``, or ``from nsptask import
+NextSentencePredictionPipeline``; ``import nsptask`` registers it too when ``transformers.pipelines`` is already
+imported)::
 
+    import nsptask.pipelines  # registers "next-sentence-prediction"
     from transformers import pipeline
     nsp = pipeline("next-sentence-prediction", model="runs/tiny-nsp")
     nsp("The city was founded in 1200.", text_pair="It grew along the river.")
@@ -18,12 +21,20 @@ order).
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
+from accelerate import PartialState
 from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-__all__ = ["NextSentencePredictionPipeline", "AutoModelForSentenceRelation"]
+from .arguments import PredictArguments
+from .finetuning import load_finetuned_model, predict_words
+from .modeling import sentence_label_argument, sentence_logits
+from .tokenization import load_tokenizer
+
+__all__ = ["NextSentencePredictionPipeline", "AutoModelForSentenceRelation", "predict_command"]
 
 
 class AutoModelForSentenceRelation:
@@ -31,8 +42,6 @@ class AutoModelForSentenceRelation:
 
     @classmethod
     def from_pretrained(cls, name_or_path, **kwargs):
-        from .finetuning import load_finetuned_model
-
         for key in ("_from_pipeline", "code_revision", "trust_remote_code"):
             kwargs.pop(key, None)
         return load_finetuned_model(name_or_path, **kwargs)
@@ -57,8 +66,6 @@ class NextSentencePredictionPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from .modeling import sentence_label_argument
-
         name = type(self.model).__name__
         if not (name.endswith("ForSequenceClassification") or sentence_label_argument(self.model)):
             raise ValueError(
@@ -105,8 +112,6 @@ class NextSentencePredictionPipeline(Pipeline):
         return encoded
 
     def _forward(self, model_inputs):
-        from .modeling import sentence_logits
-
         outputs = self.model(**model_inputs)
         logits = sentence_logits(outputs)
         if logits is None:
@@ -130,3 +135,56 @@ PIPELINE_REGISTRY.register_pipeline(
     pt_model=AutoModelForSentenceRelation,
     type="text",
 )
+
+
+def _read_inputs(args: PredictArguments) -> list[dict]:
+    if args.text:
+        pairs = args.text_pair or [None] * len(args.text)
+        if len(pairs) != len(args.text):
+            raise ValueError(f"Got {len(args.text)} --text but {len(pairs)} --text_pair; give one pair per text.")
+        return [{"text": a, "text_pair": b} for a, b in zip(args.text, pairs)]
+    name = args.file or "stdin"
+    stream = sys.stdin if args.file in (None, "-") else open(args.file, encoding="utf-8")
+    rows = []
+    with stream:
+        for lineno, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("{"):
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(
+                        f"{name}, line {lineno}: invalid JSON ({err.msg}); expected one object per line."
+                    ) from None
+            else:
+                a, _, b = line.rstrip("\n").partition("\t")
+                row = {"text": a, "text_pair": b or None}
+            if "text" not in row:
+                raise ValueError(f"{name}, line {lineno}: expected a 'text' field, found {sorted(row)}")
+            rows.append(row)
+    return rows
+
+
+def predict_command(args: PredictArguments) -> int:
+    """``nsptask predict``: score pairs with a sentence model, or tag words with a token model; JSONL out."""
+    rows = _read_inputs(args)
+    device = args.device or PartialState().device
+    model = load_finetuned_model(args.model).to(device)
+    tokenizer = load_tokenizer(args.model)
+    if type(model).__name__.endswith("ForTokenClassification"):
+        for result in predict_words(model, tokenizer, [r["text"] for r in rows], args.stride, args.max_length):
+            print(json.dumps(result, ensure_ascii=False))
+        return 0
+    missing = [i for i, r in enumerate(rows) if not r.get("text_pair")]
+    if missing:
+        raise ValueError(f"Input {missing[0] + 1} has no second sentence (text_pair); sentence models score pairs.")
+    nsp = NextSentencePredictionPipeline(model=model, tokenizer=tokenizer, device=device)
+    outputs = nsp(
+        [{"text": r["text"], "text_pair": r["text_pair"]} for r in rows],
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+    )
+    for row, out in zip(rows, outputs if isinstance(outputs, list) else [outputs]):
+        print(json.dumps({**row, **out}, ensure_ascii=False))
+    return 0

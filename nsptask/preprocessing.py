@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import chain
 from typing import Any
 
 import numpy as np
+
+from .tokenization import encode_flat, needs_prefix_space
 
 __all__ = [
     "tokenize_documents",
@@ -34,7 +34,7 @@ __all__ = [
     "is_validation_document",
     "validation_flags",
     "order_keys",
-    "needs_prefix_space",
+    "salted_keys",
     "TOKENIZED_COLUMNS",
 ]
 
@@ -78,7 +78,9 @@ def _splitmix64_array(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _salted(keys: np.ndarray, seed: int, salt: str) -> np.ndarray:
+def salted_keys(keys: np.ndarray, seed: int, salt: str) -> np.ndarray:
+    """64-bit values of document keys mixed with a seed and a purpose (`salt`): independent random numbers per
+    document for each use (the split, the shuffle before pooling, a task's split)."""
     return _splitmix64_array(np.asarray(keys, dtype=np.uint64) ^ np.uint64(_hash64(f"{salt}:{seed}")))
 
 
@@ -97,7 +99,7 @@ def validation_flags(doc_keys: np.ndarray, validation_fraction: float, split_see
     keys = np.asarray(doc_keys, dtype=np.uint64)
     if validation_fraction <= 0:
         return np.zeros(len(keys), dtype=bool)
-    values = _salted(keys, split_seed, "split")
+    values = salted_keys(keys, split_seed, "split")
     # value / 2**64 < fraction  <=>  value < fraction * 2**64 (as float64: the same rounding as the scalar form)
     return values.astype(np.float64) / 2.0**64 < validation_fraction
 
@@ -105,49 +107,7 @@ def validation_flags(doc_keys: np.ndarray, validation_fraction: float, split_see
 def order_keys(doc_keys: np.ndarray, seed: int) -> np.ndarray:
     """Sort keys of the seeded global shuffle of documents before pooling: documents are pooled in the order
     of these keys (a random permutation that depends only on the seed and the document ids)."""
-    return _salted(doc_keys, seed, "pool")
-
-
-# -- tokenizers -------------------------------------------------------------------------------------
-
-_PLAIN_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def plain_backend(tokenizer: Any):
-    """A copy of the tokenizer's Rust backend with truncation and padding off.
-
-    A fast tokenizer keeps the truncation and padding of its last ``tokenizer(..., truncation=True,
-    max_length=...)`` call in its backend; encoding corpus sentences with that backend directly would cut
-    them silently. The copy is made once per tokenizer.
-    """
-    backend = _PLAIN_BACKENDS.get(tokenizer)
-    if backend is None:
-        from tokenizers import Tokenizer
-
-        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-        backend.no_truncation()
-        backend.no_padding()
-        _PLAIN_BACKENDS[tokenizer] = backend
-    return backend
-
-
-_PREFIX_SPACE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def needs_prefix_space(tokenizer: Any) -> bool:
-    """Whether a word gets other tokens after a space than at the start of the text (byte-level BPE without
-    ``add_prefix_space``: ``'ĠThe'`` vs ``'The'``). Such a tokenizer encodes a sentence that follows other
-    text with its leading space, as it would see it in running text."""
-    cached = _PREFIX_SPACE.get(tokenizer)
-    if cached is None:
-        backend = plain_backend(tokenizer)
-        probe = "The"
-        cached = (
-            backend.encode(" " + probe, add_special_tokens=False).ids
-            != backend.encode(probe, add_special_tokens=False).ids
-        )
-        _PREFIX_SPACE[tokenizer] = cached
-    return cached
+    return salted_keys(doc_keys, seed, "pool")
 
 
 @contextmanager
@@ -167,28 +127,6 @@ def tokenizer_threads(single: bool) -> Iterator[None]:
             os.environ.pop("TOKENIZERS_PARALLELISM", None)
         else:
             os.environ["TOKENIZERS_PARALLELISM"] = previous
-
-
-_TOKIE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _encode(tokenizer: Any, sentences: list[str], backend: str) -> tuple[np.ndarray, np.ndarray]:
-    """Flat token ids and per-sentence lengths, without special tokens."""
-    if not sentences:
-        return np.zeros(0, np.int32), np.zeros(0, np.int64)
-    if backend == "tokie":
-        from .tokenization import TokieEncoder
-
-        encoder = _TOKIE_CACHE.get(tokenizer)
-        if encoder is None:
-            encoder = _TOKIE_CACHE[tokenizer] = TokieEncoder(tokenizer)
-        ids, lengths = encoder.encode_flat(sentences)
-        return ids.astype(np.int32), lengths.astype(np.int64)
-    encodings = plain_backend(tokenizer).encode_batch_fast(sentences, add_special_tokens=False)
-    id_lists = [e.ids for e in encodings]
-    lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
-    ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int32, count=int(lengths.sum()))
-    return ids, lengths
 
 
 def tokenize_documents(
@@ -225,7 +163,8 @@ def tokenize_documents(
         flat = [(" " + s if i else s) for sentences in doc_sentences for i, s in enumerate(sentences)]
     else:
         flat = [s for sentences in doc_sentences for s in sentences]
-    ids, lengths = _encode(tokenizer, flat, backend)
+    # "tokie" is checked against hf on its first batch too: a difference is an error, never other ids.
+    ids, lengths = encode_flat(tokenizer, flat, "tokie-checked" if backend == "tokie" else backend)
     bounds = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=bounds[1:])
     unk_id = tokenizer.unk_token_id

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -424,8 +425,6 @@ def findings(summary: dict) -> list[str]:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for name in ("nsptask", "torch", "transformers", "datasets", "accelerate", "seqeval"):
         try:
@@ -444,7 +443,11 @@ def _plots(results, summary, out_dir: Path) -> tuple[list[str], str]:
         import matplotlib.pyplot as plt
     except ImportError:
         return [], "Plots need matplotlib (pip install matplotlib); the numbers above are complete without them."
-    files = []
+    return [_score_plot(plt, summary, out_dir), _curve_plot(plt, results, out_dir)], ""
+
+
+def _score_plot(plt, summary, out_dir: Path) -> str:
+    """Bars of every column's cells, with their intervals, the majority line and the topic-overlap line."""
     columns, rows = summary["columns"], summary["rows"]
     fig, axes = plt.subplots(1, len(columns), figsize=(2.4 * len(columns) + 1, 3.4), squeeze=False)
     for ax, column in zip(axes[0], columns):
@@ -475,8 +478,11 @@ def _plots(results, summary, out_dir: Path) -> tuple[list[str], str]:
     fig.tight_layout(rect=(0, 0, 0.92, 1))
     fig.savefig(out_dir / "scores.png", dpi=110)
     plt.close(fig)
-    files.append("scores.png")
+    return "scores.png"
 
+
+def _curve_plot(plt, results, out_dir: Path) -> str:
+    """Learning curves of every run: held-out MLM and sentence-task accuracy against tokens seen."""
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     seeds = sorted({r["seed"] for r in results["runs"]})
@@ -539,8 +545,7 @@ def _plots(results, summary, out_dir: Path) -> tuple[list[str], str]:
     fig.tight_layout()
     fig.savefig(out_dir / "learning_curves.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    files.append("learning_curves.png")
-    return files, ""
+    return "learning_curves.png"
 
 
 def _range(values: list) -> str:
@@ -607,6 +612,21 @@ def write_report(study_dir: str | Path, compare: list[str | Path] | None = None)
     results = collect_results(root)
     summary = summary_table(results)
     statements = findings(summary)
+    _write_tables(root, results, summary, statements)
+    plots, plot_note = _plots(results, summary, root) if summary["rows"] else ([], "")
+    lines = _report_lines(root, results, summary, statements, plots, plot_note)
+    for other in compare or []:
+        other_summary = summary_table(collect_results(other))
+        name = Path(other).parent.name if Path(other).is_file() else Path(other).name
+        lines += [f"## Side by side: {name}", "", _markdown_table(other_summary), ""]
+    lines.append(PUBLISHED)
+    path = root / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _write_tables(root: Path, results: dict, summary: dict, statements: list[str]) -> None:
+    """``results.json`` (everything, per run and seed) and ``results.csv`` (one row per run)."""
     flat = []
     for run in results["runs"]:
         row = {
@@ -627,7 +647,10 @@ def write_report(study_dir: str | Path, compare: list[str | Path] | None = None)
         writer = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["arm", "seed"])
         writer.writeheader()
         writer.writerows(flat)
-    plots, plot_note = _plots(results, summary, root) if summary["rows"] else ([], "")
+
+
+def _report_lines(root: Path, results: dict, summary: dict, statements: list[str], plots, plot_note) -> list[str]:
+    """The lines of ``report.md`` up to the side-by-side comparisons."""
     config = results["config"]
     ablate, data = config.get("ablate", config), config.get("data", {})
     expected = len(ablate.get("arms", [])) * len(ablate.get("seeds", []))
@@ -703,11 +726,4 @@ def write_report(study_dir: str | Path, compare: list[str | Path] | None = None)
     ]
     for p in plots:
         lines += [f"![{p}]({p})", ""]
-    for other in compare or []:
-        other_summary = summary_table(collect_results(other))
-        name = Path(other).parent.name if Path(other).is_file() else Path(other).name
-        lines += [f"## Side by side: {name}", "", _markdown_table(other_summary), ""]
-    lines.append(PUBLISHED)
-    path = root / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return lines

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sentencex import segment
+
 __all__ = ["SentenceSplitter", "SentencexSplitter", "PysbdSplitter", "get_splitter", "SPLITTERS"]
 
 SentenceSplitter = Callable[[str], list[str]]
@@ -38,8 +40,6 @@ class SentencexSplitter:
     language: str = "en"
 
     def __call__(self, text: str) -> list[str]:
-        from sentencex import segment
-
         return [s.strip() for s in segment(self.language, text) if s.strip()]
 
 

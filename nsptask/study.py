@@ -26,157 +26,52 @@ runs the same steps (the Trainer distributes each), and only the main process wr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import resource
 import shutil
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
+import transformers
+from accelerate import PartialState
+from seqeval.metrics.sequence_labeling import get_entities
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from .arguments import DEFAULT_ARMS, KNOWN_ARMS, TOKEN_TASKS, AblateArguments, DataArguments, parse_arm
+from .baselines import overlap_baseline
+from .builder import PRETRAINING_DOCUMENTS_FILE, build_pretraining_dataset, training_document_hashes
+from .collator import PretrainingCollator
+from .finetuning import FinetuneArguments, finetune
+from .modeling import build_model, load_pretraining_model, model_capabilities, sentence_label_argument
+from .report import write_report
+from .token_classification import word_predictions
+from .tokenization import load_tokenizer
+from .training import (
+    BarsOnlyProgressCallback,
+    NspTrainer,
+    NspTrainingArguments,
+    _model_columns,
+    _rename_sentence_label,
+    _with_index,
+    pretrain,
+    use_given_progress_callback,
+)
 
 __all__ = ["AblateArguments", "run_study", "parse_arm", "DEFAULT_ARMS", "KNOWN_ARMS", "initial_model_dir"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ARMS = ["mlm:full-sentences", "mlm+nsp:nsp", "mlm+sop:sop"]
-KNOWN_ARMS = ["mlm:full-sentences", "mlm:doc-sentences", "mlm+nsp:nsp", "mlm+nsp:sentence-pair", "mlm+sop:sop"]
 MLM_EVAL_FORMAT = "doc-sentences"
 EVAL_SAMPLE_SEED = 0
-
-
-def parse_arm(arm: str) -> tuple[str, str]:
-    """``"mlm+nsp:nsp"`` -> ``("mlm+nsp", "nsp")``; an objective alone takes its default format. Unknown
-    objectives, unknown formats and formats without the objective's label are errors."""
-    from .builder import FORMATS
-    from .modeling import DEFAULT_FORMATS, OBJECTIVES
-    from .training import check_objective_format
-
-    objective, _, data_format = arm.partition(":")
-    if objective not in OBJECTIVES or objective in ("nsp", "sop"):
-        raise ValueError(
-            f"Arm {arm!r}: unknown objective {objective!r}; arms look like {', '.join(KNOWN_ARMS)} "
-            "(objective:format, objective one of mlm, mlm+nsp, mlm+sop)."
-        )
-    data_format = data_format or DEFAULT_FORMATS[objective]
-    if data_format not in FORMATS or data_format == "coherence":
-        raise ValueError(
-            f"Arm {arm!r}: unknown format {data_format!r}; formats are nsp, sentence-pair, sop, full-sentences, "
-            "doc-sentences."
-        )
-    check_objective_format(objective, data_format)
-    return objective, data_format
-
-
-@dataclass
-class AblateArguments:
-    """Options of ``nsptask ablate`` (the corpus, tokenizer, length and split are
-    :class:`nsptask.arguments.DataArguments`). Defaults: the bundled corpus and the ``tiny`` preset, sized to
-    run in minutes on a laptop CPU (README.md shows the measured time and memory of the default run)."""
-
-    output_dir: str = field(default="nsptask-study", metadata={"help": "Study directory (resumable)."})
-    arms: list[str] = field(
-        default_factory=lambda: list(DEFAULT_ARMS),
-        metadata={"help": f"Arms as objective:format. Default {' '.join(DEFAULT_ARMS)}; also {' '.join(KNOWN_ARMS)}."},
-    )
-    seeds: list[int] = field(
-        default_factory=lambda: [1, 2],
-        metadata={"help": "Seeds: each varies initialisation, data order and masking; each arm runs once per seed."},
-    )
-    vary_split: bool = field(
-        default=False, metadata={"help": "Vary the document split with the seed too (split seed + seed)."}
-    )
-    preset: str = field(default="tiny", metadata={"help": "Model size preset (tiny, mini, small, base)."})
-    model_family: str = field(
-        default="bert",
-        metadata={"help": "Family of the preset model: bert, roberta, albert, deberta-v2, modernbert, distilbert."},
-    )
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Start every arm from this checkpoint instead of a preset."}
-    )
-    token_budget: int = field(
-        default=800_000, metadata={"help": "Tokens (without padding) each arm sees in pretraining."}
-    )
-    tokens_per_update: int = field(
-        default=4096,
-        metadata={"help": "Tokens per optimizer update, over all processes; each arm's batch size follows from it."},
-    )
-    learning_rate: float = field(default=1e-3, metadata={"help": "Pretraining learning rate."})
-    eval_points: int = field(default=4, metadata={"help": "Evaluations during pretraining (learning curves)."})
-    max_eval_samples: int = field(default=512, metadata={"help": "Instances per intrinsic evaluation."})
-    probe_examples: int = field(default=1024, metadata={"help": "Labelled pairs for a sentence head an arm lacks."})
-    probe_epochs: float = field(default=2.0, metadata={"help": "Epochs of that head's training (encoder frozen)."})
-    downstream: list[str] = field(
-        default_factory=lambda: ["segment-tagging", "nsp", "sop"],
-        metadata={"help": "Corpus tasks fine-tuned per arm: segment-tagging, nsp, sop, coherence."},
-    )
-    finetune_epochs: float = field(default=2.0, metadata={"help": "Epochs of each downstream fine-tuning."})
-    finetune_learning_rate: float = field(default=5e-4, metadata={"help": "Downstream learning rate."})
-    downstream_max_seq_length: int = field(default=64, metadata={"help": "Length of downstream inputs."})
-    task_test_fraction: float = field(
-        default=0.3, metadata={"help": "Share of the held-out documents in the downstream tasks' test sets."}
-    )
-    ner_train_file: str | None = field(default=None, metadata={"help": "A CoNLL NER training file (user task)."})
-    ner_validation_file: str | None = field(default=None, metadata={"help": "Its evaluation file."})
-    classification_train_file: str | None = field(
-        default=None, metadata={"help": "A sentence-pair classification training file (CSV/JSONL/Parquet)."}
-    )
-    classification_validation_file: str | None = field(default=None, metadata={"help": "Its evaluation file."})
-    text_a_column: str = field(default="sentence1", metadata={"help": "Classification: first text column."})
-    text_b_column: str | None = field(default="sentence2", metadata={"help": "Classification: second text column."})
-    label_column: str = field(default="label", metadata={"help": "Classification: label column."})
-    keep_checkpoints: bool = field(
-        default=False,
-        metadata={
-            "help": "Keep the pretraining checkpoints and the fine-tuned downstream models (default: each seed's initial "
-            "model and each arm's final pretrained model only)."
-        },
-    )
-
-    def __post_init__(self):
-        from .arguments import check_path_or_hub_id
-        from .modeling import FAMILIES, PRESETS
-
-        for arm in self.arms:
-            parse_arm(arm)
-        if len(set(self.arms)) != len(self.arms):
-            raise ValueError(f"Arms repeat: {self.arms}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"Give one or more distinct seeds, got {self.seeds}.")
-        if self.preset not in PRESETS:
-            raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        if self.model_family not in FAMILIES:
-            raise ValueError(f"--model_family must be one of {FAMILIES}, got {self.model_family!r}")
-        check_path_or_hub_id(self.model_name_or_path, "model folder", "model_name_or_path")
-        unknown = set(self.downstream) - {"segment-tagging", "nsp", "sop", "coherence"}
-        if unknown:
-            raise ValueError(
-                f"--downstream: unknown tasks {sorted(unknown)}; choose from segment-tagging, nsp, sop, coherence."
-            )
-        if bool(self.ner_train_file) != bool(self.ner_validation_file):
-            raise ValueError("Give both --ner_train_file and --ner_validation_file.")
-        if bool(self.classification_train_file) != bool(self.classification_validation_file):
-            raise ValueError("Give both --classification_train_file and --classification_validation_file.")
-        for name in (
-            "ner_train_file",
-            "ner_validation_file",
-            "classification_train_file",
-            "classification_validation_file",
-        ):
-            path = getattr(self, name)
-            if path and not Path(path).is_file():
-                raise ValueError(f"--{name} {path}: no such file.")
-        if self.token_budget < self.tokens_per_update:
-            raise ValueError("--token_budget must be at least --tokens_per_update (one update).")
-        if self.text_b_column in ("none", ""):
-            self.text_b_column = None
-
-    @property
-    def updates(self) -> int:
-        """Optimizer updates per arm (the same for every arm)."""
-        return max(1, round(self.token_budget / self.tokens_per_update))
 
 
 def _arm_dir(arm: str) -> str:
@@ -195,10 +90,8 @@ class _Step:
         return json.loads(self.done_file.read_text()) if self.done_file.exists() else None
 
     def finish(self, result: dict) -> dict:
-        from .distributed import is_main_process
-
         result = {**result, "seconds": round(time.time() - self.started, 1)}
-        if is_main_process():
+        if _is_main():
             self.path.mkdir(parents=True, exist_ok=True)
             tmp = self.done_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(result, indent=2, default=float))
@@ -213,16 +106,12 @@ def _quiet_args(**kwargs) -> dict:
 def _bars_only() -> list:
     """Callbacks for the study's runs: progress bars, no log dictionaries on the console (they stay in
     ``log_history``, which the learning curves read)."""
-    from .training import BarsOnlyProgressCallback
-
     return [BarsOnlyProgressCallback()]
 
 
 def encoder_hash(model) -> str:
     """A hash of a model's encoder (its base model's embeddings and layers, names and values; not the pooler,
     which only a sentence head uses and an MLM-only class does not have)."""
-    import hashlib
-
     digest = hashlib.blake2b(digest_size=8)
     for name, tensor in sorted(model.base_model.state_dict().items()):
         if name.startswith("pooler."):
@@ -234,7 +123,6 @@ def encoder_hash(model) -> str:
 
 def _starting_weights():
     """A Trainer callback that hashes the encoder the training starts from (at step 0 only) into ``.value``."""
-    from transformers import TrainerCallback
 
     class StartingWeights(TrainerCallback):
         value = None
@@ -247,27 +135,32 @@ def _starting_weights():
 
 
 def _quiet_trainer(trainer):
-    from .training import use_given_progress_callback
-
     trainer.add_callback(_bars_only()[0])
     return use_given_progress_callback(trainer)
 
 
+def _study_data(
+    data_args: DataArguments, args: AblateArguments, seed: int, data_format: str | None = None, max_seq_length=None
+) -> DataArguments:
+    """The study's data options for a seed (the split varies with it under --vary_split), a format and a length."""
+    split = data_args.split
+    if args.vary_split:
+        split = replace(split, split_seed=split.split_seed + seed)
+    instances = replace(data_args.instances, data_format=data_format or data_args.instances.data_format)
+    if max_seq_length:
+        instances = replace(instances, max_seq_length=max_seq_length)
+    return replace(data_args, split=split, instances=instances)
+
+
 def _split_seed(data_args, seed: int, vary: bool) -> int:
-    return data_args.split_seed + seed if vary else data_args.split_seed
+    return data_args.split.split_seed + seed if vary else data_args.split.split_seed
 
 
 def _data(args: AblateArguments, data_args, data_format: str, tokenizer, seed: int, with_builder: bool = False):
     """A format's instances under the study's split (the same for every arm asking for the format and seed)."""
-    from dataclasses import replace
-
-    from .builder import build_pretraining_dataset
-
-    options = replace(data_args, split_seed=_split_seed(data_args, seed, args.vary_split))
-    built = build_pretraining_dataset(
-        tokenizer=tokenizer, return_builder=with_builder, **options.builder_kwargs(data_format)
+    return build_pretraining_dataset(
+        tokenizer=tokenizer, data_args=_study_data(data_args, args, seed, data_format), return_builder=with_builder
     )
-    return built
 
 
 def _eval_sample(dataset, n: int):
@@ -286,10 +179,6 @@ def _documents_covered(dataset) -> int:
 def _examples_hash(dataset) -> str:
     """A hash of the scored examples (every token id, in order, and every label column): equal across arms exactly
     when they are scored on the same examples."""
-    import hashlib
-
-    import pyarrow.compute as pc
-
     digest = hashlib.blake2b(digest_size=8)
     table = dataset.with_format("arrow")[:]
     for name in ("input_ids", "labels", "next_sentence_label", "sentence_order_label", "label"):
@@ -308,9 +197,6 @@ def initial_model_dir(root: Path, seed: int) -> Path:
 
 def _initial_model(args: AblateArguments, data_args, tokenizer, seed: int, root: Path) -> str:
     """Build the seed's initial model with every head once, and save it: every arm of this seed starts from it."""
-    from .distributed import is_main_process
-    from .modeling import build_model
-
     out = initial_model_dir(root, seed)
     if (out / "config.json").exists():
         return str(out)
@@ -321,21 +207,15 @@ def _initial_model(args: AblateArguments, data_args, tokenizer, seed: int, root:
         args.preset,
         seed=seed,
         family=args.model_family,
-        max_position_embeddings=max(512, data_args.max_seq_length),
+        max_position_embeddings=max(512, data_args.instances.max_seq_length),
     )
-    if is_main_process():
+    if _is_main():
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
     return str(out)
 
 
 def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokenizer, init_dir: str, out: Path) -> dict:
-    from dataclasses import replace
-
-    import pyarrow.compute as pc
-
-    from .training import NspTrainingArguments, pretrain
-
     objective, data_format = parse_arm(arm)
     data, builder = _data(args, data_args, data_format, tokenizer, seed, with_builder=True)
     train = data["train"]
@@ -359,9 +239,9 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         overwrite_output_dir=True,
         **_quiet_args(),
     )
-    resume = any(out.glob("checkpoint-*"))
+    resume = out.is_dir() and get_last_checkpoint(str(out)) is not None
     start = _starting_weights()
-    arm_data = replace(data_args, data_format=data_format, split_seed=_split_seed(data_args, seed, args.vary_split))
+    arm_data = _study_data(data_args, args, seed, data_format)
     result = pretrain(
         training_args,
         arm_data,
@@ -371,10 +251,8 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         callbacks=[*_bars_only(), start],
         resume_from_checkpoint=True if resume else None,
     )
-    from .builder import PRETRAINING_DOCUMENTS_FILE, training_document_hashes
-    from .distributed import is_main_process
 
-    if is_main_process():  # the record that lets the downstream tasks check they use no pretraining document
+    if _is_main():  # the record that lets the downstream tasks check they use no pretraining document
         np.save(out / PRETRAINING_DOCUMENTS_FILE, training_document_hashes(builder))
     state = result.trainer.state
     curve = [
@@ -410,12 +288,7 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
 
 
 def _world_size() -> int:
-    import os
-
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
+    return PartialState().num_processes
 
 
 def _predict(trainer, dataset):
@@ -425,16 +298,11 @@ def _predict(trainer, dataset):
 
 def _mlm_examples(args, data_args, model_dir: str, tokenizer, seed: int, out: Path) -> dict:
     """MLM on the neutral format, the same instances and masks for every arm: per-sequence correct and total."""
-    from .collator import PretrainingCollator
-    from .modeling import load_pretraining_model, model_capabilities
-    from .training import NspTrainer, _model_columns, _with_index
-
     evaluation = _eval_sample(
         _data(args, data_args, MLM_EVAL_FORMAT, tokenizer, seed)["validation"], args.max_eval_samples
     )
     model = load_pretraining_model(model_dir, "mlm")
     capabilities = model_capabilities(model.config, tokenizer)
-    import transformers
 
     trainer = NspTrainer(
         model=model,
@@ -465,11 +333,6 @@ def _mlm_examples(args, data_args, model_dir: str, tokenizer, seed: int, out: Pa
 def _sentence_examples(args, data_args, pretrained: dict, task: str, tokenizer, seed: int, out: Path) -> dict:
     """NSP or SOP accuracy per held-out pair: with the arm's own head when it was trained for the task, else with
     a fresh head trained on a fixed labelled set, the encoder frozen."""
-    import transformers
-
-    from .modeling import load_pretraining_model, model_capabilities, sentence_label_argument
-    from .training import NspTrainer, _model_columns, _rename_sentence_label
-
     data = _data(args, data_args, task, tokenizer, seed)
     evaluation = _eval_sample(data["validation"], args.max_eval_samples)
     label = "next_sentence_label" if task == "nsp" else "sentence_order_label"
@@ -528,10 +391,6 @@ def _probe(args, model_dir, train, evaluation, label, tokenizer, seed, out: Path
     """A fresh sentence-classification head (with the family's pooler, if any) on the frozen encoder, trained briefly
     on a fixed labelled set;
     returns its logits on the evaluation pairs."""
-    import transformers
-
-    from .modeling import model_capabilities
-
     config = transformers.AutoConfig.from_pretrained(model_dir)
     config.num_labels = 2
     model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir, config=config)
@@ -574,8 +433,6 @@ def _intrinsic(args, data_args, pretrained: dict, seed: int, tokenizer, out: Pat
 
 def _baselines(args, data_args, tokenizer, seed: int) -> dict:
     """What topic alone scores on the held-out NSP and SOP pairs the arms are scored on (no model)."""
-    from .baselines import overlap_baseline
-
     result = {}
     for task, label in (("nsp", "next_sentence_label"), ("sop", "sentence_order_label")):
         data = _data(args, data_args, task, tokenizer, seed)
@@ -586,8 +443,6 @@ def _baselines(args, data_args, tokenizer, seed: int) -> dict:
 
 def _entity_counts(true_rows: list[list[str]], pred_rows: list[list[str]]) -> list[list[int]]:
     """Per sentence: (true positives, false positives, false negatives) of seqeval entities."""
-    from seqeval.metrics.sequence_labeling import get_entities
-
     counts = []
     for true, pred in zip(true_rows, pred_rows):
         t, p = set(get_entities(true)), set(get_entities(pred))
@@ -596,11 +451,6 @@ def _entity_counts(true_rows: list[list[str]], pred_rows: list[list[str]]) -> li
 
 
 def _downstream(args, data_args, task: str, model_dir: str, seed: int, tokenizer, out: Path) -> dict:
-    from dataclasses import replace
-
-    from .finetuning import TOKEN_TASKS, FinetuneArguments, finetune
-    from .token_classification import word_predictions
-
     kwargs: dict[str, Any] = {}
     if task == "ner":
         kwargs = {"train_file": args.ner_train_file, "validation_file": args.ner_validation_file}
@@ -626,11 +476,7 @@ def _downstream(args, data_args, task: str, model_dir: str, seed: int, tokenizer
         **_quiet_args(),
         **kwargs,
     )
-    task_data = replace(
-        data_args,
-        max_seq_length=args.downstream_max_seq_length,
-        split_seed=_split_seed(data_args, seed, args.vary_split),
-    )
+    task_data = _study_data(data_args, args, seed, max_seq_length=args.downstream_max_seq_length)
     result = finetune(finetune_args, task_data, tokenizer=tokenizer, callbacks=_bars_only())
     metric = "eval_f1" if task in TOKEN_TASKS else "eval_accuracy"
     # Per-example results on the task's test set (finetune's own evaluation), for the report's intervals.
@@ -711,13 +557,6 @@ def run_study(args: AblateArguments, data_args=None) -> dict:
         >>> results = run_study(AblateArguments(output_dir="study", arms=["mlm", "mlm+nsp"], seeds=[1]))  # doctest: +SKIP
         ```
     """
-    import transformers
-
-    from .arguments import DataArguments
-    from .distributed import is_main_process
-    from .report import write_report
-    from .tokenization import load_tokenizer
-
     data_args = (data_args or DataArguments()).resolve()
     transformers.logging.set_verbosity_error()  # per-run load reports would drown the progress bars
     transformers.utils.logging.disable_progress_bar()  # and so would the "Writing model shards" bars
@@ -730,7 +569,7 @@ def run_study(args: AblateArguments, data_args=None) -> dict:
         for a in args.arms
         for s in args.seeds
     )
-    if is_main_process():
+    if _is_main():
         root.mkdir(parents=True, exist_ok=True)
         study = {"ablate": asdict(args), "data": data_args.to_dict(), "updates": args.updates}
         (root / "study.json").write_text(json.dumps(study, indent=2, default=str))
@@ -770,7 +609,7 @@ def run_study(args: AblateArguments, data_args=None) -> dict:
                 {"arm": arm, "seed": seed, "pretrain": pretrained, "intrinsic": intrinsic, "downstream": downstream}
             )
     elapsed = time.time() - started
-    if is_main_process():
+    if _is_main():
         timing_file = root / "timing.json"
         timing = json.loads(timing_file.read_text()) if timing_file.exists() else {"wall_seconds": 0.0, "sessions": 0}
         timing["wall_seconds"] += elapsed
@@ -786,14 +625,9 @@ def run_study(args: AblateArguments, data_args=None) -> dict:
 
 
 def _is_main() -> bool:
-    from .distributed import is_main_process
-
-    return is_main_process()
+    return PartialState().is_main_process
 
 
 def _peak_rss_mb() -> float:
-    import resource
-    import sys
-
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024

@@ -8,16 +8,16 @@ labelling all sub-tokens ``B-`` would otherwise inflate seqeval's entity counts 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from seqeval.metrics import accuracy_score, classification_report
+from seqeval.scheme import IOB2
 
 __all__ = [
     "tokenize_and_align_labels",
     "word_predictions",
     "seqeval_scores",
-    "token_classification_compute_metrics",
 ]
 
 
@@ -103,9 +103,6 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
         mode (`str`, *optional*): `None` for seqeval's default (conlleval-compatible) mode, ``"strict"`` for
             strict IOB2 matching.
     """
-    from seqeval.metrics import accuracy_score, classification_report
-    from seqeval.scheme import IOB2
-
     kwargs: dict[str, Any] = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
     if not any(t != "O" for row in true_tags + predicted_tags for t in row):
         # No entity on either side (seqeval's report cannot be made): nothing was found and nothing was missed.
@@ -134,33 +131,3 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
         },
         "report": classification_report(true_tags, predicted_tags, digits=4, zero_division=0, **kwargs),
     }
-
-
-def token_classification_compute_metrics(label_names: list[str], mode: str | None = None) -> Callable:
-    """``compute_metrics`` for token classification: seqeval on word-level predictions, through the ``evaluate``
-    module nsptask ships (:func:`nsptask.metrics.load_metric`), as transformers' ``run_ner`` does with the Hub's.
-
-    Returns a function whose result has ``precision``, ``recall``, ``f1``, ``macro_f1``, ``accuracy`` and
-    ``f1_<TYPE>`` per entity type; the last text report is kept in ``compute_metrics.last_report``.
-    """
-
-    from .metrics import load_metric
-
-    metric = load_metric("seqeval")
-
-    def compute_metrics(eval_pred) -> dict[str, float]:
-        predictions = np.asarray(eval_pred.predictions)
-        if predictions.ndim == 3:
-            predictions = predictions.argmax(-1)
-        true_tags, predicted_tags = word_predictions(predictions, np.asarray(eval_pred.label_ids), label_names)
-        scores = metric.compute(predictions=predicted_tags, references=true_tags, mode=mode)
-        compute_metrics.last_report = scores["report"]
-        compute_metrics.last_scores = scores
-        out = {k: float(scores[k]) for k in ("precision", "recall", "f1", "macro_f1", "accuracy")}
-        for entity, row in scores["per_type"].items():
-            out[f"f1_{entity}"] = row["f1-score"]
-        return out
-
-    compute_metrics.last_report = ""
-    compute_metrics.last_scores = {}
-    return compute_metrics

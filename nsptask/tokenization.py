@@ -10,10 +10,26 @@ apart, as BERT's Chinese model does; whole-word masking finds Chinese words with
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
+from importlib import resources
+from itertools import chain
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import transformers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from .arguments import FAMILY_TOKENIZERS
+from .corpus import iter_documents
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "train_wordpiece_tokenizer",
@@ -23,6 +39,10 @@ __all__ = [
     "load_tokenizer",
     "check_pair_tokenizer",
     "TokieEncoder",
+    "plain_backend",
+    "needs_prefix_space",
+    "encode_flat",
+    "choose_backend",
     "cache_dir",
 ]
 
@@ -81,69 +101,9 @@ def train_wordpiece_tokenizer(
     )
 
 
-def train_tokenizer(
-    texts: Iterable[str],
-    model: str = "wordpiece",
-    vocab_size: int = 8000,
-    lowercase: bool | None = None,
-    language: str = "en",
-    min_frequency: int = 2,
-    output_dir: str | os.PathLike | None = None,
-    model_max_length: int = 512,
-):
-    """Train a tokenizer of one of the three families encoders use, with the ``tokenizers`` library.
-
-    | model | like | pieces | special tokens | pair template |
-    |---|---|---|---|---|
-    | ``wordpiece`` | BERT, DistilBERT | ``##`` continuations, BERT normaliser | ``[PAD] [UNK] [CLS] [SEP] [MASK]`` | ``[CLS] A [SEP] B [SEP]``, types 0/1 |
-    | ``bpe`` | RoBERTa, ModernBERT | byte-level, ``Ġ`` word starts, no unknown token | ``<s> <pad> </s> <unk> <mask>`` | ``<s> A </s></s> B </s>``, types 0 |
-    | ``unigram`` | ALBERT, DeBERTa-v3 (SentencePiece) | ``▁`` word starts, NFKC | ``<pad> <unk> [CLS] [SEP] [MASK]`` | ``[CLS] A [SEP] B [SEP]``, types 0/1 |
-
-    With ``language="zh"`` (or ``ja``) CJK characters are cut apart before the model (BERT's Chinese model does
-    this; whole-word masking then finds words with jieba): with ``wordpiece`` and ``unigram`` every CJK character
-    is one token; with ``bpe`` no token spans two characters, but a character outside the learnt merges is
-    spelled as its UTF-8 bytes.
-
-    Args:
-        texts (`Iterable[str]`): Training text, e.g. the corpus's sentences.
-        model (`str`, *optional*, defaults to `"wordpiece"`): ``wordpiece``, ``bpe`` or ``unigram``.
-        vocab_size (`int`, *optional*, defaults to 8000): Vocabulary size.
-        lowercase (`bool`, *optional*): Lowercase the text (WordPiece also strips accents). Default: `True` for
-            WordPiece and Unigram (BERT-uncased, ALBERT), `False` for BPE (RoBERTa is cased).
-        language (`str`, *optional*, defaults to `"en"`): ``zh``/``ja`` split CJK characters one per token.
-        min_frequency (`int`, *optional*, defaults to 2): Minimum frequency of a merge (WordPiece, BPE).
-        output_dir (`str`, *optional*): Save the tokenizer there (``save_pretrained``).
-        model_max_length (`int`, *optional*, defaults to 512): Stored in the tokenizer config.
-
-    Returns:
-        `transformers.PreTrainedTokenizerFast`
-
-    Example:
-        ```python
-        >>> from nsptask.tokenization import train_tokenizer
-        >>> tok = train_tokenizer(["Paris is the capital of France."] * 10, model="bpe", vocab_size=300)
-        >>> tok.convert_ids_to_tokens(tok(" Paris")["input_ids"])[1]
-        'ĠParis'
-        ```
-    """
-    from tokenizers import (
-        AddedToken,
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
-    from transformers import PreTrainedTokenizerFast
-
-    if model not in TOKENIZER_MODELS:
-        raise ValueError(f"Unknown tokenizer model {model!r}: expected one of {TOKENIZER_MODELS}")
-    if lowercase is None:
-        lowercase = model != "bpe"
-    cjk = language.split("-")[0].lower() in ("zh", "ja")
+def _untrained(model: str, vocab_size: int, lowercase: bool, cjk: bool, min_frequency: int):
+    """The untrained tokenizer of a family (normaliser, pre-tokeniser, model, decoder), its trainer, special tokens
+    and model input names."""
     isolate_cjk = pre_tokenizers.Split(Regex(_CJK_PATTERN), behavior="isolated")
     if model == "wordpiece":
         specials = dict(unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
@@ -200,6 +160,60 @@ def train_tokenizer(
         )
         tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first" if cjk else "always")
         input_names = ["input_ids", "token_type_ids", "attention_mask"]
+    return tokenizer, trainer, specials, input_names
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    model: str = "wordpiece",
+    vocab_size: int = 8000,
+    lowercase: bool | None = None,
+    language: str = "en",
+    min_frequency: int = 2,
+    output_dir: str | os.PathLike | None = None,
+    model_max_length: int = 512,
+):
+    """Train a tokenizer of one of the three families encoders use, with the ``tokenizers`` library.
+
+    | model | like | pieces | special tokens | pair template |
+    |---|---|---|---|---|
+    | ``wordpiece`` | BERT, DistilBERT | ``##`` continuations, BERT normaliser | ``[PAD] [UNK] [CLS] [SEP] [MASK]`` | ``[CLS] A [SEP] B [SEP]``, types 0/1 |
+    | ``bpe`` | RoBERTa, ModernBERT | byte-level, ``Ġ`` word starts, no unknown token | ``<s> <pad> </s> <unk> <mask>`` | ``<s> A </s></s> B </s>``, types 0 |
+    | ``unigram`` | ALBERT, DeBERTa-v3 (SentencePiece) | ``▁`` word starts, NFKC | ``<pad> <unk> [CLS] [SEP] [MASK]`` | ``[CLS] A [SEP] B [SEP]``, types 0/1 |
+
+    With ``language="zh"`` (or ``ja``) CJK characters are cut apart before the model (BERT's Chinese model does
+    this; whole-word masking then finds words with jieba): with ``wordpiece`` and ``unigram`` every CJK character
+    is one token; with ``bpe`` no token spans two characters, but a character outside the learnt merges is
+    spelled as its UTF-8 bytes.
+
+    Args:
+        texts (`Iterable[str]`): Training text, e.g. the corpus's sentences.
+        model (`str`, *optional*, defaults to `"wordpiece"`): ``wordpiece``, ``bpe`` or ``unigram``.
+        vocab_size (`int`, *optional*, defaults to 8000): Vocabulary size.
+        lowercase (`bool`, *optional*): Lowercase the text (WordPiece also strips accents). Default: `True` for
+            WordPiece and Unigram (BERT-uncased, ALBERT), `False` for BPE (RoBERTa is cased).
+        language (`str`, *optional*, defaults to `"en"`): ``zh``/``ja`` split CJK characters one per token.
+        min_frequency (`int`, *optional*, defaults to 2): Minimum frequency of a merge (WordPiece, BPE).
+        output_dir (`str`, *optional*): Save the tokenizer there (``save_pretrained``).
+        model_max_length (`int`, *optional*, defaults to 512): Stored in the tokenizer config.
+
+    Returns:
+        `transformers.PreTrainedTokenizerFast`
+
+    Example:
+        ```python
+        >>> from nsptask.tokenization import train_tokenizer
+        >>> tok = train_tokenizer(["Paris is the capital of France."] * 10, model="bpe", vocab_size=300)
+        >>> tok.convert_ids_to_tokens(tok(" Paris")["input_ids"])[1]
+        'ĠParis'
+        ```
+    """
+    if model not in TOKENIZER_MODELS:
+        raise ValueError(f"Unknown tokenizer model {model!r}: expected one of {TOKENIZER_MODELS}")
+    if lowercase is None:
+        lowercase = model != "bpe"
+    cjk = language.split("-")[0].lower() in ("zh", "ja")
+    tokenizer, trainer, specials, input_names = _untrained(model, vocab_size, lowercase, cjk, min_frequency)
     tokenizer.train_from_iterator(_iter_strings(texts), trainer=trainer)
     cls, sep = specials["cls_token"], specials["sep_token"]
     cls_id, sep_id = tokenizer.token_to_id(cls), tokenizer.token_to_id(sep)
@@ -235,8 +249,6 @@ BUNDLED_TOKENIZER = "tokenizer-wordpiece-8000-uncased"
 def bundled_tokenizer_path() -> Path:
     """The default tokenizer shipped with the package (8k WordPiece, uncased, trained on the bundled corpus
     by ``scripts/make_bundled_corpus.py``)."""
-    from importlib import resources
-
     return Path(str(resources.files("nsptask") / "data" / BUNDLED_TOKENIZER))
 
 
@@ -255,8 +267,6 @@ def default_tokenizer(vocab_size: int = 8000, lowercase: bool = True):
     Returns:
         `transformers.PreTrainedTokenizerFast`
     """
-    from .corpus import iter_documents
-
     if (vocab_size, lowercase) == (8000, True) and (bundled_tokenizer_path() / "tokenizer.json").exists():
         return _from_pretrained(str(bundled_tokenizer_path()))
     path = cache_dir() / "tokenizers" / f"enwiki-sample-wordpiece-{vocab_size}-{'uncased' if lowercase else 'cased'}"
@@ -267,8 +277,6 @@ def default_tokenizer(vocab_size: int = 8000, lowercase: bool = True):
         try:
             os.replace(tmp, path)  # atomic: concurrent processes never see half a tokenizer
         except OSError:  # another process won the race
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
     return _from_pretrained(str(path))
 
@@ -277,8 +285,6 @@ def _from_pretrained(name_or_path: str):
     """Load a tokenizer. A local folder whose ``tokenizer_config.json`` names a fast tokenizer class is loaded
     with that class directly: ``AutoTokenizer`` imports torch (through the model configs), which building data
     does not need."""
-    import transformers
-
     config_file = Path(name_or_path) / "tokenizer_config.json"
     if config_file.is_file() and (Path(name_or_path) / "tokenizer.json").is_file():
         name = json.loads(config_file.read_text()).get("tokenizer_class") or ""
@@ -329,21 +335,57 @@ def check_pair_tokenizer(tokenizer, needs_pair: bool = True) -> None:
         )
 
 
+_PLAIN_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def plain_backend(tokenizer: Any) -> Tokenizer:
+    """A copy of the tokenizer's Rust backend with truncation and padding off.
+
+    A fast tokenizer keeps the truncation and padding of its last ``tokenizer(..., truncation=True,
+    max_length=...)`` call in its backend; encoding corpus sentences with that backend directly would cut
+    them silently. The copy is made once per tokenizer.
+    """
+    backend = _PLAIN_BACKENDS.get(tokenizer)
+    if backend is None:
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        backend.no_truncation()
+        backend.no_padding()
+        _PLAIN_BACKENDS[tokenizer] = backend
+    return backend
+
+
+_PREFIX_SPACE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def needs_prefix_space(tokenizer: Any) -> bool:
+    """Whether a word gets other tokens after a space than at the start of the text (byte-level BPE without
+    ``add_prefix_space``: ``'ĠThe'`` vs ``'The'``). Such a tokenizer encodes a sentence that follows other
+    text with its leading space, as it would see it in running text."""
+    cached = _PREFIX_SPACE.get(tokenizer)
+    if cached is None:
+        backend = plain_backend(tokenizer)
+        probe = "The"
+        cached = (
+            backend.encode(" " + probe, add_special_tokens=False).ids
+            != backend.encode(probe, add_special_tokens=False).ids
+        )
+        _PREFIX_SPACE[tokenizer] = cached
+    return cached
+
+
 class TokieEncoder:
-    """Optional fast path: encode with `tokie <https://pypi.org/project/tokie/>`_ from the same
-    ``tokenizer.json``. Used only when asked for (``tokenizer_backend="tokie"``); a parity test checks
-    that it gives exactly the ids of the standard tokenizer on the bundled corpus.
+    """The fast path: encode with `tokie <https://pypi.org/project/tokie/>`_ from the same ``tokenizer.json``.
+    :func:`choose_backend` uses it only where its ids equal the tokenizers library's on a sample of the corpus
+    (checked at the start of every build); a parity test checks the whole bundled corpus.
 
     Args:
         tokenizer (`PreTrainedTokenizerFast`): The standard tokenizer to mirror.
     """
 
     def __init__(self, tokenizer):
-        import tempfile
-
+        # tokie is a base dependency only where it ships wheels (setup.cfg): elsewhere it is missing, and
+        # choose_backend falls back to the tokenizers library.
         import tokie
-
-        from .preprocessing import plain_backend
 
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "tokenizer.json")
@@ -353,3 +395,119 @@ class TokieEncoder:
     def encode_flat(self, texts: list[str]):
         """Return ``(ids, lengths)`` numpy arrays for texts encoded without special tokens."""
         return self._tokenizer.encode_batch_flat(texts, add_special_tokens=False)
+
+
+_TOKIE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _tokie(tokenizer) -> TokieEncoder:
+    encoder = _TOKIE_CACHE.get(tokenizer)
+    if encoder is None:
+        encoder = _TOKIE_CACHE[tokenizer] = TokieEncoder(tokenizer)
+    return encoder
+
+
+_CHOSEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def reset_backend_choice(tokenizer: Any) -> None:
+    """Forget the ``auto`` backend's choice for a tokenizer: the next batch is checked again (every build starts
+    with a parity check on its own first sentences)."""
+    _CHOSEN.pop(tokenizer, None)
+
+
+def encode_flat(tokenizer: Any, sentences: list[str], backend: str = "hf") -> tuple[np.ndarray, np.ndarray]:
+    """Flat token ids and per-sentence lengths of `sentences`, without special tokens, with the ``hf`` (the
+    tokenizers library) or ``tokie`` backend; ``auto`` is tokie where its ids equal the tokenizers library's on the
+    first batch it encodes for this tokenizer (:func:`choose_backend`, once per process and build), else hf."""
+    if not sentences:
+        return np.zeros(0, np.int32), np.zeros(0, np.int64)
+    if backend in ("auto", "tokie-checked"):
+        if tokenizer not in _CHOSEN:
+            _CHOSEN[tokenizer] = choose_backend(tokenizer, sentences[:2000], required=backend == "tokie-checked")
+        backend = _CHOSEN[tokenizer]
+    if backend == "tokie":
+        ids, lengths = _tokie(tokenizer).encode_flat(sentences)
+        return ids.astype(np.int32), lengths.astype(np.int64)
+    encodings = plain_backend(tokenizer).encode_batch_fast(sentences, add_special_tokens=False)
+    id_lists = [e.ids for e in encodings]
+    lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+    ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int32, count=int(lengths.sum()))
+    return ids, lengths
+
+
+def choose_backend(tokenizer: Any, sentences: list[str], required: bool = False) -> str:
+    """``"tokie"`` when tokie is installed, loads the tokenizer and gives exactly the tokenizers library's ids on
+    `sentences` (a sample of the corpus), else ``"hf"``, with one log line saying why. With `required` (the user
+    asked for tokie), a difference is an error instead.
+
+    Example:
+        ```python
+        >>> from nsptask.tokenization import choose_backend, default_tokenizer
+        >>> choose_backend(default_tokenizer(), ["Paris is the capital of France."])
+        'tokie'
+        ```
+    """
+    texts = list(sentences)
+    try:
+        fast_ids, fast_lengths = encode_flat(tokenizer, texts, "tokie")
+    except Exception as err:  # not installed on this platform, or a tokenizer tokie cannot load
+        reason = f"tokie cannot encode with this tokenizer ({type(err).__name__}: {err})"
+        if required:
+            raise ValueError(f"--tokenizer_backend tokie: {reason}. Use --tokenizer_backend hf or auto.") from err
+        logger.info("nsptask: tokenizing with the tokenizers library: %s.", reason)
+        return "hf"
+    ids, lengths = encode_flat(tokenizer, texts, "hf")
+    if not (np.array_equal(lengths, fast_lengths) and np.array_equal(ids, fast_ids)):
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        fast_bounds = np.concatenate([[0], np.cumsum(fast_lengths)])
+        first = next(
+            i
+            for i in range(len(texts))
+            if lengths[i] != fast_lengths[i]
+            or not np.array_equal(ids[bounds[i] : bounds[i + 1]], fast_ids[fast_bounds[i] : fast_bounds[i + 1]])
+        )
+        reason = f"tokie's ids differ from the tokenizers library's on sentence {first + 1} of the sample ({texts[first][:60]!r})"
+        if required:
+            raise ValueError(f"--tokenizer_backend tokie: {reason}. Use --tokenizer_backend hf or auto.")
+        logger.warning("nsptask: tokenizing with the tokenizers library: %s.", reason)
+        return "hf"
+    logger.info("nsptask: tokenizing with tokie (its ids equal the tokenizers library's on %d sentences).", len(texts))
+    return "tokie"
+
+
+def train_corpus_tokenizer(data, args) -> dict:
+    """``nsptask tokenizer``: train a tokenizer on the corpus of the data options (`data`, a
+    :class:`~nsptask.arguments.DataArguments`) with the options of `args` (a
+    :class:`~nsptask.arguments.TokenizerArguments`), save it, and report its unknown-token rate on the corpus."""
+    model = args.tokenizer_model or FAMILY_TOKENIZERS[args.model_family]
+
+    def sentences():
+        for doc in iter_documents(data.source, data.reader):
+            yield from doc["sentences"]
+
+    tokenizer = train_tokenizer(
+        sentences(),
+        model=model,
+        vocab_size=args.vocab_size,
+        lowercase=args.lowercase,
+        language=data.reader.language,
+        min_frequency=args.min_frequency,
+        output_dir=args.output_dir,
+    )
+    sample = []
+    for sentence in sentences():
+        sample.append(sentence)
+        if len(sample) == 20000:
+            break
+    ids, _ = encode_flat(tokenizer, sample, "hf")
+    unknown = int((ids == tokenizer.unk_token_id).sum()) if tokenizer.unk_token_id is not None else 0
+    return {
+        "output_dir": args.output_dir,
+        "model": model,
+        "vocab_size": len(tokenizer),
+        "language": data.reader.language,
+        "sentences_checked": len(sample),
+        "unknown_token_rate": round(unknown / max(len(ids), 1), 5),
+        "tokens_per_sentence": round(len(ids) / max(len(sample), 1), 2),
+    }

@@ -13,19 +13,39 @@ accumulation k gives the update of a batch k times larger for every family, spar
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
 
-from .arguments import PretrainOptions
-from .builder import BUILD_RECORD_FILE, PRETRAINING_DOCUMENTS_FILE, training_document_hashes  # noqa: F401
-from .modeling import DEFAULT_FORMATS, FAMILIES, OBJECTIVES, PRESETS, SENTENCE_FORMATS
+from .arguments import (
+    FAMILIES,
+    OBJECTIVES,
+    DataArguments,
+    PretrainOptions,
+    check_output_dir,
+    check_path_or_hub_id,
+)
+from .collator import INDEX_COLUMN, PretrainingCollator
+from .metrics import pretraining_compute_metrics
+from .model_card import ModelCardInfo, write_model_card
+from .modeling import (
+    PRESETS,
+    build_model,
+    enable_sparse_mlm,
+    mlm_logits,
+    model_capabilities,
+    sentence_label_argument,
+    sentence_logits,
+)
+from .publishing import PretrainingData, pretraining_data
+from .tokenization import check_pair_tokenizer
 
 __all__ = [
     "NspTrainingArguments",
@@ -34,8 +54,6 @@ __all__ = [
     "PretrainResult",
     "MaskingEpochCallback",
     "BarsOnlyProgressCallback",
-    "load_build_output",
-    "check_output_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,37 +77,17 @@ class NspTrainingArguments(PretrainOptions, TrainingArguments):
             raise ValueError(f"masking must be 'bernoulli' or 'exact', got {self.masking!r}")
         if not 0 < self.mlm_probability < 1:
             raise ValueError(f"mlm_probability must lie in (0, 1), got {self.mlm_probability}")
-        from .arguments import check_path_or_hub_id
-
         check_path_or_hub_id(self.model_name_or_path, "model folder", "model_name_or_path")
         if self.include_num_input_tokens_seen in ("no", False):
             self.include_num_input_tokens_seen = "non_padding"  # tokens seen go into the model card
         super().__post_init__()
         quiet_pin_memory(self)
 
-    def data_format(self, data_args) -> str:
-        """The instance format for this objective: the data options' choice, checked, or the objective's default."""
-        data_format = data_args.data_format or DEFAULT_FORMATS[self.objective]
-        check_objective_format(self.objective, data_format)
-        return data_format
-
 
 def quiet_pin_memory(args) -> None:
     """Pinned memory only helps with a GPU; on a CPU-only machine torch warns at every data loader."""
-    import torch
-
     if args.dataloader_pin_memory and not torch.cuda.is_available():
         args.dataloader_pin_memory = False
-
-
-def check_objective_format(objective: str, data_format: str) -> None:
-    """An objective with data that lacks its label is an error, before any work."""
-    if objective != "mlm" and data_format not in SENTENCE_FORMATS[objective]:
-        raise ValueError(
-            f"objective {objective!r} needs data with its sentence label: data_format one of "
-            f"{SENTENCE_FORMATS[objective]}, got {data_format!r}. For packed text (full-sentences, doc-sentences) "
-            "use objective 'mlm'."
-        )
 
 
 def sentence_task_of(data_format: str) -> str:
@@ -174,7 +172,7 @@ class NspTrainer(Trainer):
         sparse_head (`SparseMlmHead`, *optional*): Restricts the MLM head to masked positions.
     """
 
-    nsptask_card: dict[str, Any] | None = None
+    nsptask_card: ModelCardInfo | None = None
 
     def __init__(self, *args, mlm_key: str | None = None, sentence_key: str | None = None, sparse_head=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -199,8 +197,6 @@ class NspTrainer(Trainer):
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
         if self.pretraining:
-            import torch
-
             tokens = sum(int((b[self.mlm_key] != -100).sum()) for b in batch_samples if self.mlm_key in b)
             sentences = sum(len(b[self.sentence_key]) for b in batch_samples if self.sentence_key in b)
             sequences = sum(len(b["input_ids"]) for b in batch_samples)
@@ -216,11 +212,6 @@ class NspTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.pretraining:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        import torch
-        import torch.nn.functional as F
-
-        from .modeling import mlm_logits, sentence_logits
-
         inputs = dict(inputs)
         labels = inputs.pop(self.mlm_key, None) if self.mlm_key else None
         sentence_label = inputs.pop(self.sentence_key, None) if self.sentence_key else None
@@ -269,9 +260,7 @@ class NspTrainer(Trainer):
     def create_model_card(self, *args, **kwargs) -> None:
         if self.nsptask_card is None or not self.is_world_process_zero():
             return super().create_model_card(*args, **kwargs)
-        from .model_card import write_model_card
-
-        write_model_card(self.args.output_dir, **self.nsptask_card)
+        write_model_card(self.args.output_dir, self.nsptask_card)
 
 
 @dataclass
@@ -284,124 +273,75 @@ class PretrainResult:
     model_info: dict[str, Any]
 
 
-def check_output_dir(args, resume: bool) -> None:
-    """An existing, non-empty output folder is not silently overwritten: stop, unless resuming or told to
-    overwrite (then its old checkpoints go, so no stale checkpoint stays beside the new ones)."""
-    out = Path(args.output_dir)
-    if not out.is_dir() or not any(out.iterdir()) or resume:
-        return
-    if not getattr(args, "overwrite_output_dir", False):
-        raise ValueError(
-            f"--output_dir {out} exists and is not empty: expected a new or empty folder. Pass "
-            "--overwrite_output_dir to replace what is there, --resume_from_checkpoint to continue a run, or another "
-            "--output_dir."
-        )
-    for checkpoint in out.glob("checkpoint-*"):
-        shutil.rmtree(checkpoint, ignore_errors=True)
-
-
-def load_build_output(path: str):
-    """Read a dataset made by ``nsptask build --output_dir`` (a ``save_to_disk`` folder or the Dask engine's
-    Parquet shards), locally or from the Hub. Returns ``(DatasetDict, record)``; the record says which format,
-    tokenizer and split made it (``{}`` for a dataset from elsewhere)."""
-    import datasets
-
-    folder = Path(path)
-    record: dict = {}
-    if folder.is_dir():
-        if (folder / BUILD_RECORD_FILE).is_file():
-            record = json.loads((folder / BUILD_RECORD_FILE).read_text())
-        if (folder / "dataset_dict.json").is_file():
-            return datasets.load_from_disk(str(folder)), record
-        files = {
-            split.name: sorted(str(p) for p in split.glob("*.parquet")) for split in folder.iterdir() if split.is_dir()
-        }
-        files = {k: v for k, v in files.items() if v}
-        if not files:
-            raise ValueError(
-                f"--dataset {path}: expected the output of `nsptask build --output_dir` (dataset_dict.json, or one "
-                f"folder of Parquet shards per split); found {sorted(p.name for p in folder.iterdir())[:8]}."
-            )
-        return datasets.load_dataset("parquet", data_files=files), record
-    return datasets.load_dataset(path), record
-
-
 def _with_index(dataset):
-    from .collator import INDEX_COLUMN
-
     if dataset is None or INDEX_COLUMN in dataset.column_names:
         return dataset
-    import numpy as np
-
     return dataset.add_column(INDEX_COLUMN, np.arange(len(dataset), dtype=np.int64))
 
 
 def _model_columns(dataset, keep: list[str]):
-    from .collator import INDEX_COLUMN
-
     if dataset is None:
         return None
     wanted = [c for c in dataset.column_names if c in keep or c == INDEX_COLUMN]
     return dataset.select_columns(wanted)
 
 
-def prepare_pretraining_data(args: NspTrainingArguments, data_args, tokenizer):
-    """Build (or load from the cache, or read from ``--dataset``) the train and validation instances.
-
-    Returns:
-        `(DatasetDict, report, pretraining document hashes or None)`.
-    """
-    import numpy as np
-
-    from .builder import build_pretraining_dataset
-
-    data_format = args.data_format(data_args)
-    if data_args.dataset:
-        data, record = load_build_output(data_args.dataset)
-        # The record says which corpus and split made the build: the model's record must say the same.
-        for name, value in (record.get("data_arguments") or {}).items():
-            if name not in ("dataset", "num_proc", "data_cache_dir", "shard_index", "num_shards") and hasattr(
-                data_args, name
-            ):
-                setattr(data_args, name, value)
-        built = record.get("format")
-        if built and built != data_format:
-            raise ValueError(
-                f"--dataset {data_args.dataset} holds {built!r} instances, and objective {args.objective!r} trains on "
-                f"{data_format!r}. Build the data with --data_format {data_format}, or pass --data_format {built} "
-                "if the objective allows it."
-            )
-        hashes_file = Path(data_args.dataset) / PRETRAINING_DOCUMENTS_FILE
-        hashes = np.load(hashes_file) if hashes_file.is_file() else None
-        return data, record.get("report"), hashes
-    with args.main_process_first(desc="nsptask: building pretraining data"):
-        data, report, builder = build_pretraining_dataset(
-            tokenizer=tokenizer, return_report=True, return_builder=True, **data_args.builder_kwargs(data_format)
-        )
-    return data, report, training_document_hashes(builder)
+def _model_datasets(args: NspTrainingArguments, train_dataset, eval_dataset, label_argument, token_types: str):
+    """The columns the model and the collator take (labels renamed for the model's head, an instance index for
+    the masks), and the seeded evaluation sample."""
+    if eval_dataset is not None and args.max_eval_samples is not None and len(eval_dataset) > args.max_eval_samples:
+        # A seeded sample across all held-out documents, not the first instances in corpus order.
+        eval_dataset = eval_dataset.shuffle(seed=args.seed).select(range(args.max_eval_samples))
+    inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if token_types == "keep" else [])
+    keep = inputs + ([label_argument] if label_argument else [])
+    return tuple(
+        _model_columns(_with_index(_rename_sentence_label(d, label_argument)), keep)
+        for d in (train_dataset, eval_dataset)
+    )
 
 
-def write_data_record(output_dir: str, data_args, data_format: str, report: dict | None, hashes) -> None:
-    """Write ``nsptask_data.json`` (the data and split a model was pretrained on) and
-    ``pretraining_documents.npy`` (the text hashes of its training documents) beside the model: fine-tuning
-    and evaluation read them to hold the same documents out and refuse to test on training documents."""
-    import numpy as np
-
-    from .arguments import DATA_RECORD_FILE
-    from .stats import describe_source
-
-    record = {
-        "format": data_format,
-        "source": report.get("source") if report else describe_source(data_args.source),
-        "corpus": data_args.corpus,
-        "dataset": data_args.dataset,
-        "split": {"validation_fraction": data_args.validation_fraction, "split_seed": data_args.split_seed},
-        "data_arguments": data_args.to_dict(),
-        "pretraining_documents": int(len(hashes)) if hashes is not None else None,
-    }
-    Path(output_dir, DATA_RECORD_FILE).write_text(json.dumps(record, indent=2, default=str))
-    if hashes is not None:
-        np.save(Path(output_dir, PRETRAINING_DOCUMENTS_FILE), np.asarray(hashes, dtype=np.uint64))
+def _pretraining_trainer(
+    args, model, tokenizer, train_dataset, eval_dataset, label_argument, capabilities, data_format, callbacks
+) -> NspTrainer:
+    """The stock Trainer (NspTrainer) for a pretraining run: its collator, metrics, counters and sparse MLM head."""
+    has_mlm = args.objective.startswith("mlm")
+    mlm_key = "labels" if has_mlm else None
+    args.label_names = list(
+        dict.fromkeys(([mlm_key] if mlm_key else []) + ([label_argument] if label_argument else []))
+    )
+    args.remove_unused_columns = False  # nsptask selects the columns: the instance index must reach the collator
+    args.restore_callback_states_from_checkpoint = True  # the sequence count continues after a resumption
+    sparse = enable_sparse_mlm(model) if (args.sparse_mlm_head and has_mlm) else None
+    collator = PretrainingCollator(
+        tokenizer,
+        mlm=has_mlm,
+        mlm_probability=args.mlm_probability,
+        masking=args.masking,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        whole_word_mask=args.whole_word_mask,
+        pad_to_multiple_of=args.pad_to_multiple_of,
+        seed=args.seed,
+        token_types=capabilities.token_types,
+    )
+    trainer = NspTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset if args.eval_strategy != "no" or eval_dataset is not None else None,
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=pretraining_compute_metrics(args.objective, sentence_task_of(data_format)),
+        callbacks=[
+            MaskingEpochCallback(collator),
+            PaddingStatsCallback(collator),
+            SequenceCounter(),
+            *(callbacks or []),
+        ],
+        mlm_key=mlm_key,
+        sentence_key=label_argument,
+        sparse_head=sparse,
+    )
+    return use_given_progress_callback(trainer)
 
 
 def pretrain(
@@ -436,32 +376,14 @@ def pretrain(
         >>> args = NspTrainingArguments(output_dir="out", objective="mlm+sop", max_steps=20, report_to="none")
         >>> result = pretrain(args)
         >>> sorted(k for k in result.metrics if k.startswith("eval_sop"))
-        ['eval_sop_accuracy', 'eval_sop_f1']
+        ['eval_sop_accuracy', 'eval_sop_f1', 'eval_sop_majority', 'eval_sop_pairs']
         ```
     """
-    from .arguments import DataArguments
-    from .collator import PretrainingCollator
-    from .metrics import pretraining_compute_metrics
-    from .modeling import build_model, enable_sparse_mlm, model_capabilities, sentence_label_argument
-    from .tokenization import check_pair_tokenizer, load_tokenizer
-
-    data_args = data_args or DataArguments()
-    data_args.resolve()
-    data_format = args.data_format(data_args)
     check_output_dir(args, resume=bool(resume_from_checkpoint))
-    if tokenizer is None:
-        name = data_args.tokenizer_name_or_path
-        if name is None and data_args.dataset:
-            if not Path(data_args.dataset, "tokenizer").is_dir():
-                # Token ids mean nothing without the tokenizer that made them: never guess it.
-                raise ValueError(
-                    f"--dataset {data_args.dataset}: expected a local `nsptask build --output_dir` folder with its "
-                    "tokenizer/ beside the splits; found none. Pass --tokenizer_name_or_path with the tokenizer the "
-                    "dataset was built with."
-                )
-            name = str(Path(data_args.dataset, "tokenizer"))
-        tokenizer = load_tokenizer(name or args.model_name_or_path)
-    check_pair_tokenizer(tokenizer, needs_pair=data_format in ("nsp", "sop", "sentence-pair"))
+    data = pretraining_data(data_args or DataArguments(), args, tokenizer, build=train_dataset is None)
+    tokenizer = data.tokenizer
+    check_pair_tokenizer(tokenizer, needs_pair=data.data_format in ("nsp", "sop", "sentence-pair"))
+    model_info = {"missing_keys": [], "unexpected_keys": []}
     if model is None:
         model, model_info = build_model(
             args.objective,
@@ -471,116 +393,76 @@ def pretrain(
             seed=args.seed,
             dropout=args.dropout,
             family=args.model_family,
-            max_position_embeddings=max(512, data_args.max_seq_length),
+            max_position_embeddings=max(512, data.max_seq_length),
+            attn_implementation=args.attn_implementation,
         )
-    else:
-        model_info = {"missing_keys": [], "unexpected_keys": []}
     has_mlm = args.objective.startswith("mlm")
-    capabilities = model_capabilities(
-        model.config, tokenizer, data_args.max_seq_length, args.whole_word_mask and has_mlm
-    )
-    report, hashes = None, None
+    capabilities = model_capabilities(model.config, tokenizer, data.max_seq_length, args.whole_word_mask and has_mlm)
     if train_dataset is None:
-        data, report, hashes = prepare_pretraining_data(args, data_args, tokenizer)
-        train_dataset = data["train"]
-        if eval_dataset is None and "validation" in data:
-            eval_dataset = data["validation"]
-    if eval_dataset is not None and args.max_eval_samples is not None and len(eval_dataset) > args.max_eval_samples:
-        # A seeded sample across all held-out documents, not the first instances in corpus order.
-        eval_dataset = eval_dataset.shuffle(seed=args.seed).select(range(args.max_eval_samples))
-
+        train_dataset = data.dataset["train"]
+        if eval_dataset is None and "validation" in data.dataset:
+            eval_dataset = data.dataset["validation"]
     label_argument = sentence_label_argument(model) if args.objective != "mlm" else None
-    train_dataset = _rename_sentence_label(train_dataset, label_argument)
-    eval_dataset = _rename_sentence_label(eval_dataset, label_argument)
-    mlm_key = "labels" if has_mlm else None
-    label_names = ([mlm_key] if mlm_key else []) + ([label_argument] if label_argument else [])
-    args.label_names = list(dict.fromkeys(label_names))
-    args.remove_unused_columns = False  # nsptask selects the columns: the instance index must reach the collator
-    args.restore_callback_states_from_checkpoint = True  # the sequence count continues after a resumption
-    inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if capabilities.token_types == "keep" else [])
-    keep = inputs + ([label_argument] if label_argument else [])
-    train_dataset = _model_columns(_with_index(train_dataset), keep)
-    eval_dataset = _model_columns(_with_index(eval_dataset), keep)
-    sparse = enable_sparse_mlm(model) if (args.sparse_mlm_head and has_mlm) else None
-
-    collator = PretrainingCollator(
-        tokenizer,
-        mlm=has_mlm,
-        mlm_probability=args.mlm_probability,
-        masking=args.masking,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        whole_word_mask=args.whole_word_mask,
-        pad_to_multiple_of=args.pad_to_multiple_of,
-        seed=args.seed,
-        token_types=capabilities.token_types,
+    train_dataset, eval_dataset = _model_datasets(
+        args, train_dataset, eval_dataset, label_argument, capabilities.token_types
     )
-    trainer = NspTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset if args.eval_strategy != "no" or eval_dataset is not None else None,
-        processing_class=tokenizer,
-        data_collator=collator,
-        compute_metrics=pretraining_compute_metrics(args.objective, sentence_task_of(data_format)),
-        callbacks=[
-            MaskingEpochCallback(collator),
-            PaddingStatsCallback(collator),
-            SequenceCounter(),
-            *(callbacks or []),
-        ],
-        mlm_key=mlm_key,
-        sentence_key=label_argument,
-        sparse_head=sparse,
+    trainer = _pretraining_trainer(
+        args, model, tokenizer, train_dataset, eval_dataset, label_argument, capabilities, data.data_format, callbacks
     )
-    use_given_progress_callback(trainer)
-    train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    metrics = dict(train_output.metrics)
+    collator, sparse = trainer.data_collator, trainer.sparse_head
+    metrics = dict(trainer.train(resume_from_checkpoint=resume_from_checkpoint).metrics)
     if eval_dataset is not None:
         metrics.update(trainer.evaluate())
         metrics["eval_samples"] = len(eval_dataset)
     metrics["train_padding_fraction"] = round(collator.padding_fraction, 4)
     metrics["num_input_tokens_seen"] = int(trainer.state.num_input_tokens_seen)
     metrics["train_sequences_seen"] = int(trainer.sequence_counter.sequences)
-    model.config.nsptask = {"objective": args.objective, "data_format": data_format, "head": "pretraining"}
-    trainer.nsptask_card = {
-        "objective": args.objective,
-        "data_format": data_format,
-        "model_name": Path(args.output_dir).name,
-        "base_model": args.model_name_or_path,
-        "preset": None if args.model_name_or_path else f"{args.model_family} {args.preset}",
-        "architecture": type(model).__name__,
-        "num_parameters": int(sum(p.numel() for p in model.parameters())),
-        "steps": int(trainer.state.global_step),
-        "tokens_seen": int(trainer.state.num_input_tokens_seen),
-        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-        "data_report": report,
-        "training": {
+    if sparse is not None:
+        sparse.remove()
+    _save_pretrained(trainer, args, data, metrics, sparse is not None)
+    return PretrainResult(trainer=trainer, metrics=metrics, data_report=data.report, model_info=model_info)
+
+
+def _save_pretrained(trainer, args, data: PretrainingData, metrics, sparse: bool):
+    """The model with its tokenizer, metrics, data record and card; pushed to the Hub when asked."""
+    model = trainer.model
+    model.config.nsptask = {"objective": args.objective, "data_format": data.data_format, "head": "pretraining"}
+    trainer.nsptask_card = ModelCardInfo(
+        objective=args.objective,
+        data_format=data.data_format,
+        model_name=Path(args.output_dir).name,
+        base_model=args.model_name_or_path,
+        preset=None if args.model_name_or_path else f"{args.model_family} {args.preset}",
+        architecture=type(model).__name__,
+        num_parameters=int(sum(p.numel() for p in model.parameters())),
+        steps=int(trainer.state.global_step),
+        tokens_seen=int(trainer.state.num_input_tokens_seen),
+        metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+        data_report=data.report,
+        training={
             "learning_rate": args.learning_rate,
             "per_device_train_batch_size": args.per_device_train_batch_size,
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
             "world_size": args.world_size,
-            "max_seq_length": data_args.max_seq_length,
+            "max_seq_length": data.max_seq_length,
             "mlm_probability": args.mlm_probability,
             "masking": args.masking,
             "whole_word_mask": args.whole_word_mask,
-            "sparse_mlm_head": sparse is not None,
+            "sparse_mlm_head": sparse,
             "seed": args.seed,
         },
-        "hub_model_id": args.hub_model_id,
-        "language": data_args.language,
-    }
-    if sparse is not None:
-        sparse.remove()
+        hub_model_id=args.hub_model_id,
+        language=data.data_args.reader.language,
+        license=args.model_license,
+        datasets=data.hub_datasets,
+    )
     trainer.save_model()
     if trainer.is_world_process_zero():
         trainer.create_model_card()
         trainer.save_metrics("all", metrics)
-        write_data_record(args.output_dir, data_args, data_format, report, hashes)
-        if report is not None:
-            Path(args.output_dir, "data_report.json").write_text(json.dumps(report, indent=2))
+        data.write_record(args.output_dir)
     if args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"nsptask: {args.objective} on {data_format}")
-    return PretrainResult(trainer=trainer, metrics=metrics, data_report=report, model_info=model_info)
+        trainer.push_to_hub(commit_message=f"nsptask: {args.objective} on {data.data_format}")
 
 
 def _rename_sentence_label(dataset, label_argument: str | None):

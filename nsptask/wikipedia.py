@@ -14,6 +14,9 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from .errors import CorpusError
 
 __all__ = ["WikiArticle", "iter_wikipedia_articles", "wikitext_to_paragraphs"]
 
@@ -147,8 +150,6 @@ def wikitext_to_paragraphs(wikitext: str) -> list[str]:
 def _multistream_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
     """Decompressed bz2 streams of a multistream dump between byte offsets `start` and `end` (stream starts),
     one stream at a time; the closing ``</mediawiki>`` of the last stream is dropped."""
-    import bz2
-
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
@@ -229,8 +230,6 @@ def iter_wikipedia_articles(
         CorpusError: if the dump is truncated or is not well-formed XML (with the line and column, and the
             number of pages read before).
     """
-    from .corpus import CorpusError
-
     path = os.fspath(path)
     counts = counts if counts is not None else Counter()
     info = info if info is not None else {}
@@ -292,8 +291,6 @@ def write_multistream_dump(
     Returns:
         `(dump path, index path)`.
     """
-    from xml.sax.saxutils import escape
-
     path = os.fspath(path)
     if not path.endswith("-multistream.xml.bz2"):
         raise ValueError(f"{path}: a multistream dump's name ends in -multistream.xml.bz2")

@@ -229,11 +229,12 @@ def render_cli_help() -> str:
 
 def render_segment_examples() -> str:
     """Two windows of the segment-tagging task on the bundled corpus, decoded: one that switches, one that does not."""
+    from nsptask.arguments import DataArguments
     from nsptask.downstream import SEGMENT_LABELS, build_segment_tagging
     from nsptask.tokenization import default_tokenizer
 
     tokenizer = default_tokenizer()
-    data = build_segment_tagging(tokenizer=tokenizer, max_seq_length=40)["train"]
+    data = build_segment_tagging(DataArguments.from_options(max_seq_length=40), tokenizer)["train"]
     switched = next(r for r in data if r["switch"] >= 0)
     plain = next(r for r in data if r["switch"] < 0)
     lines = []

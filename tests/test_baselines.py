@@ -12,7 +12,7 @@ from nsptask.baselines import overlap_baseline
 def baselines(tokenizer):
     out = {}
     for task, label in (("nsp", "next_sentence_label"), ("sop", "sentence_order_label")):
-        data = build_pretraining_dataset(format=task, tokenizer=tokenizer)
+        data = build_pretraining_dataset(data_format=task, tokenizer=tokenizer)
         out[task] = overlap_baseline(data["train"], data["validation"], label, tokenizer.all_special_ids)
     return out
 

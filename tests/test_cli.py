@@ -14,34 +14,41 @@ from nsptask.cli import COMMANDS, main
 def test_top_level_help_lists_the_commands_with_what_they_do(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command, (_, _, description) in COMMANDS.items():
-        assert f"  {command}" in out and description[:40] in out
+    for command, spec in COMMANDS.items():
+        assert f"  {command}" in out and spec.description[:40] in out
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("nsptask 0.")
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_subcommand_has_grouped_help_for_every_option(command, capsys):
-    types_for = COMMANDS[command][0]
+    spec = COMMANDS[command]
     start = time.perf_counter()
     assert main([command, "--help"]) == 0
     seconds = time.perf_counter() - start
     out = capsys.readouterr().out
-    for dataclass_type in types_for(False):
+    for dataclass_type in spec.own(False) + spec.data:
         for field in dataclasses.fields(dataclass_type):
             assert f"--{field.name}" in out, (command, field.name)
             assert field.metadata.get("help"), f"{command} --{field.name} has no help"
+    own_group = spec.own(False)[0]._argument_group_name
+    # The command's own options lead; the data options (each group one of the data option objects) follow.
+    assert out.index(f"{own_group}:") < (out.index("data:") if spec.data else len(out))
     if command in ("pretrain", "finetune"):
         assert "--help-all lists them" in out and "--adam_beta1" not in out
         assert main([command, "--help-all"]) == 0
         full = capsys.readouterr().out
         # nsptask's own groups come first, TrainingArguments' after them.
-        assert full.index("data options") < full.index("training options (transformers.TrainingArguments)")
-        for dataclass_type in types_for(True):
+        assert (
+            full.index(f"{own_group}:")
+            < full.index("data:")
+            < full.index("training options (transformers.TrainingArguments)")
+        )
+        for dataclass_type in spec.own(True):
             for field in dataclasses.fields(dataclass_type):
                 if field.init:
                     assert f"--{field.name}" in full, (command, field.name)
-    assert "data options" in out or command in ("predict", "report")
+    assert "data:" in out or command in ("predict", "report")
     del seconds  # timed by the CLI benchmark, not asserted here (shared machines are noisy)
 
 
@@ -123,7 +130,7 @@ def test_bad_corpus_is_reported_without_a_traceback(tmp_path, capsys):
 
 def test_build_and_pretrain_share_one_cache_key_and_pretrain_reads_a_build(tmp_path, capsys):
     from nsptask.arguments import DataArguments
-    from nsptask.builder import PretrainingDataBuilder
+    from nsptask.builder import pretraining_builder
     from nsptask.tokenization import default_tokenizer
 
     common = [
@@ -138,16 +145,10 @@ def test_build_and_pretrain_share_one_cache_key_and_pretrain_reads_a_build(tmp_p
     ]
     assert main(["build", *common, "--output_dir", str(tmp_path / "built")]) == 0
     # The same options through DataArguments (as pretrain parses them) make the same builder config id.
-    data = DataArguments(
+    data = DataArguments.from_options(
         data_format="nsp", max_seq_length=64, validation_fraction=0.2, data_cache_dir=str(tmp_path / "cache")
     )
-    kwargs = data.builder_kwargs()
-    builder = PretrainingDataBuilder(
-        config_name="nsp",
-        cache_dir=kwargs.pop("cache_dir"),
-        tokenizer=default_tokenizer(),
-        **{k: v for k, v in kwargs.items() if k not in ("format", "num_proc")},
-    )
+    builder = pretraining_builder(data, default_tokenizer())
 
     def built_files():  # the builders' outputs (not the index files a shuffle of the evaluation set writes)
         return sorted((str(p), p.stat().st_mtime_ns) for p in (tmp_path / "cache").rglob("nsptask*.arrow"))
@@ -249,7 +250,7 @@ def test_newcomer_path_from_a_prose_file_to_predictions(tmp_path, capsys):
     step's output is checked, not only its exit code."""
     from transformers import pipeline
 
-    import nsptask  # noqa: F401  registers the pipeline
+    import nsptask.pipelines  # noqa: F401  registers the pipeline
 
     prose = _prose_file(tmp_path / "my_corpus.txt")
     assert main(["build", "--corpus", str(prose)]) == 1
@@ -347,11 +348,10 @@ def test_the_example_configs_parse():
 
     import yaml
 
-    from nsptask.cli import _load_config, _parser, _pretrain_types
+    from nsptask.cli import COMMANDS, _load_config
 
     path = str(Path(__file__).resolve().parents[1] / "examples" / "pretrain_base.yaml")
-    parser = _parser(_pretrain_types(True), "nsptask pretrain", "", True)
-    values = _load_config(path, parser)
+    values = _load_config(path, COMMANDS["pretrain"].own(True) + COMMANDS["pretrain"].data)
     assert values == yaml.safe_load(open(path))
 
 

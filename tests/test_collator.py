@@ -13,7 +13,7 @@ from nsptask.collator import PretrainingCollator
 def features(tokenizer):
     from nsptask import build_pretraining_dataset
 
-    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer)["train"]
+    data = build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer)["train"]
     return [{**data[i], "instance_index": i} for i in range(256)]
 
 

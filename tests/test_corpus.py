@@ -53,7 +53,7 @@ def test_trailing_blank_lines_and_empty_documents_build_and_are_counted(tmp_path
     empty = [d for d in docs if d["skipped"] == "empty"]
     assert len(empty) == 1 + 2 + 2  # leading blank, two extra separators, two extra trailing blanks
     data, report = build_pretraining_dataset(
-        path, format="nsp", tokenizer=tokenizer, validation_fraction=0, return_report=True
+        path, data_format="nsp", tokenizer=tokenizer, validation_fraction=0, return_report=True
     )
     assert len(data["train"]) > 0
     assert report["corpus"]["documents_skipped"] == {"empty": 5}
@@ -66,7 +66,7 @@ def test_invalid_utf8_names_file_line_and_byte_offset(tmp_path):
         list(iter_documents(path))
     message = str(err.value)
     assert "bad.txt, line 2" in message and "byte offset 15" in message and "errors='replace'" in message
-    docs = list(iter_documents(path, errors="replace"))
+    docs = list(iter_documents(path, encoding_errors="replace"))
     assert docs[0]["sentences"][1] == "Bad \ufffd byte here."
 
 
@@ -76,7 +76,7 @@ def test_empty_and_blank_only_files_are_clear_errors(tmp_path, tokenizer):
     blank.write_text("\n  \n\n")
     for path in (empty, blank):
         with pytest.raises(ValueError, match="no usable document"):
-            build_pretraining_dataset(path, format="nsp", tokenizer=tokenizer, validation_fraction=0)
+            build_pretraining_dataset(path, data_format="nsp", tokenizer=tokenizer, validation_fraction=0)
     assert list(iter_documents(empty))[0]["skipped"] == "empty-file"
 
 
@@ -84,15 +84,15 @@ def test_single_document_corpus_is_rejected_for_nsp_but_fine_for_sop(tmp_path, t
     path = tmp_path / "one.txt"
     path.write_text("Only one document here.\nIt has two sentences.\nAnd a third.\n")
     with pytest.raises(ValueError, match="at least two documents with text"):
-        build_pretraining_dataset(path, format="nsp", tokenizer=tokenizer, validation_fraction=0)
-    data = build_pretraining_dataset(path, format="sop", tokenizer=tokenizer, validation_fraction=0)
+        build_pretraining_dataset(path, data_format="nsp", tokenizer=tokenizer, validation_fraction=0)
+    data = build_pretraining_dataset(path, data_format="sop", tokenizer=tokenizer, validation_fraction=0)
     assert len(data["train"]) >= 1
 
 
 def test_documents_of_one_sentence_get_random_next_segments(tmp_path, tokenizer):
     path = tmp_path / "ones.txt"
     path.write_text("\n\n".join(f"Document number {i} has one sentence." for i in range(10)) + "\n")
-    data = build_pretraining_dataset(path, format="nsp", tokenizer=tokenizer, validation_fraction=0)["train"]
+    data = build_pretraining_dataset(path, data_format="nsp", tokenizer=tokenizer, validation_fraction=0)["train"]
     assert len(data) == 10
     assert set(data["next_sentence_label"]) == {1}
     assert all(a != b for a, b in zip(data["doc_index"], data["b_doc_index"]))
@@ -104,14 +104,14 @@ def test_raw_text_paragraphs_are_documents_split_into_sentences(tmp_path):
         "Dr. Smith paid 3.50 dollars for the U.S. edition. He left at 5 p.m. today.\n"
         "It was cheap.\n\nA second paragraph. It has two sentences.\n"
     )
-    docs = list(iter_documents(path, format="text"))
+    docs = list(iter_documents(path, corpus_format="text"))
     assert docs[0]["sentences"] == [
         "Dr. Smith paid 3.50 dollars for the U.S. edition.",
         "He left at 5 p.m. today.",
         "It was cheap.",
     ]
     assert docs[1]["sentences"] == ["A second paragraph.", "It has two sentences."]
-    whole = list(iter_documents(path, format="text", document_per="file"))
+    whole = list(iter_documents(path, corpus_format="text", document_per="file"))
     assert len(whole) == 1 and len(whole[0]["sentences"]) == 5
 
 
@@ -129,11 +129,11 @@ def test_pysbd_splitter_is_swappable(tmp_path):
     pytest.importorskip("pysbd")
     path = tmp_path / "raw.txt"
     path.write_text("Mr. Jones arrived. He sat down.\n")
-    assert list(iter_documents(path, format="text", splitter="pysbd"))[0]["sentences"] == [
+    assert list(iter_documents(path, corpus_format="text", splitter="pysbd"))[0]["sentences"] == [
         "Mr. Jones arrived.",
         "He sat down.",
     ]
-    assert list(iter_documents(path, format="text", splitter=lambda t: [t]))[0]["sentences"] == [
+    assert list(iter_documents(path, corpus_format="text", splitter=lambda t: [t]))[0]["sentences"] == [
         "Mr. Jones arrived. He sat down."
     ]
 
@@ -268,22 +268,22 @@ def _write_parquet(path, docs):
     ("name", "writer", "options"),
     [
         ("big.txt", _write_sentences, {}),
-        ("raw.txt", _write_text, {"format": "text"}),
-        ("news.txt", lambda p, d: _write_text(p, d, per_line=True), {"format": "text", "document_per": "line"}),
+        ("raw.txt", _write_text, {"corpus_format": "text"}),
+        ("news.txt", lambda p, d: _write_text(p, d, per_line=True), {"corpus_format": "text", "document_per": "line"}),
         ("rows.jsonl", _write_jsonl, {}),
         ("rows.parquet", _write_parquet, {}),
     ],
 )
 def test_reading_a_file_in_shards_gives_the_same_documents_and_ids(tmp_path, name, writer, options):
-    from nsptask.corpus import plan_shards, read_shard
+    from nsptask.corpus import ReaderOptions, plan_shards, read_shard
 
     path = tmp_path / name
     writer(path, _bundled_docs())
-    whole = list(iter_documents(path, **options))
-    shards, _ = plan_shards(path, 9, min_shard_bytes=1, **options)
+    reader = ReaderOptions(**options)
+    whole = list(iter_documents(path, reader))
+    shards, _ = plan_shards(path, 9, reader, min_shard_bytes=1)
     assert len(shards) >= 5 and [s.index for s in shards] == list(range(len(shards)))
-    options.pop("format", None)
-    sharded = [d for s in shards for d in read_shard(s, **options)]
+    sharded = [d for s in shards for d in read_shard(s, reader)]
     assert sharded == whole
     kept = [d for d in whole if not d["skipped"]]
     assert len({d["doc_id"] for d in kept}) == len(kept) == 40
@@ -384,9 +384,9 @@ def test_prose_in_a_txt_file_is_not_read_as_one_sentence_per_line(tmp_path):
         CorpusError, match=r"prose.txt: expected one sentence per line.*running prose.*--corpus_format text"
     ):
         list(iter_documents(path))
-    docs = list(iter_documents(path, format="text"))
+    docs = list(iter_documents(path, corpus_format="text"))
     assert len(docs) == 8 and len(docs[0]["sentences"]) > 5
-    assert len(list(iter_documents(path, format="sentences"))) == 8  # when asked for, it is read as asked
+    assert len(list(iter_documents(path, corpus_format="sentences"))) == 8  # when asked for, it is read as asked
 
 
 def test_hard_wrapped_prose_is_not_read_as_one_sentence_per_line(tmp_path):
@@ -399,7 +399,7 @@ def test_hard_wrapped_prose_is_not_read_as_one_sentence_per_line(tmp_path):
     path.write_text("\n\n".join(textwrap.fill(" ".join(sentences), width=70) for sentences in docs) + "\n")
     with pytest.raises(CorpusError, match=r"book.txt: expected one sentence per line.*hard-wrapped.*--corpus_format"):
         list(iter_documents(path))
-    read = list(iter_documents(path, format="text"))
+    read = list(iter_documents(path, corpus_format="text"))
     assert len(read) == 6 and len(read[0]["sentences"]) > 5
     # A real one-sentence-per-line file (the bundled corpus's layout, headings included) is not taken for prose.
     lines = tmp_path / "lines.txt"
@@ -410,7 +410,7 @@ def test_hard_wrapped_prose_is_not_read_as_one_sentence_per_line(tmp_path):
 def test_one_document_per_line_for_news_corpora(tmp_path):
     path = tmp_path / "news.txt"
     path.write_text("First story. It has two sentences.\n\nSecond story here. Also two.\nThird one.\n")
-    docs = list(iter_documents(path, format="text", document_per="line"))
+    docs = list(iter_documents(path, corpus_format="text", document_per="line"))
     assert [d["doc_id"] for d in docs] == ["news.txt:1", "news.txt:3", "news.txt:4"]
     assert docs[0]["sentences"] == ["First story.", "It has two sentences."]
 
@@ -418,13 +418,13 @@ def test_one_document_per_line_for_news_corpora(tmp_path):
 def test_chinese_lines_are_not_joined_across_a_headline(tmp_path):
     path = tmp_path / "zh.txt"
     path.write_text("北京举行国际会议\n今天，会议在北京开幕。代表们讨论了合作。\n\n第二篇新闻\n天气很好。\n")
-    docs = list(iter_documents(path, format="text", language="zh"))
+    docs = list(iter_documents(path, corpus_format="text", language="zh"))
     assert docs[0]["sentences"] == ["北京举行国际会议", "今天，会议在北京开幕。", "代表们讨论了合作。"]
     assert docs[1]["sentences"] == ["第二篇新闻", "天气很好。"]
     # English wrapped prose is joined across line breaks.
     en = tmp_path / "en.txt"
     en.write_text("The meeting opened in\nBeijing today. It ended.\n")
-    assert list(iter_documents(en, format="text"))[0]["sentences"] == [
+    assert list(iter_documents(en, corpus_format="text"))[0]["sentences"] == [
         "The meeting opened in Beijing today.",
         "It ended.",
     ]
@@ -445,5 +445,5 @@ def test_latin1_jsonl_csv_and_conll_read_with_their_encoding(tmp_path):
     for path in (jsonl, csv_file):
         docs = list(iter_documents(path, encoding="latin-1"))
         assert docs[0]["sentences"] == ["Zoë went to Málaga.", "She came back."], path
-    assert list(iter_documents(jsonl, errors="replace"))[0]["sentences"][0].startswith("Zo\ufffd")
+    assert list(iter_documents(jsonl, encoding_errors="replace"))[0]["sentences"][0].startswith("Zo\ufffd")
     assert read_conll(conll, encoding="latin-1").tokens == [["Zoë", "Málaga"]]

@@ -126,11 +126,13 @@ def test_seqeval_figures_equal_seqevals_own():
 def test_segment_tagging_windows_follow_their_definition(tokenizer, bundled_builder):
     from conftest import find
 
+    from nsptask.arguments import DataArguments
     from nsptask.downstream import SEGMENT_LABELS, build_segment_tagging, task_documents
 
-    data = build_segment_tagging(tokenizer=tokenizer, max_seq_length=64)
-    docs = task_documents(tokenizer=tokenizer, max_seq_length=64)
-    tokens = {split: dict(zip(d["doc_id"], d["input_ids"])) for split, d in docs.items() if split != "_builder"}
+    data_args = DataArguments.from_options(max_seq_length=64)
+    data = build_segment_tagging(data_args, tokenizer)
+    docs = task_documents(data_args, tokenizer)
+    tokens = {split: dict(zip(d["doc_id"], d["input_ids"])) for split, d in docs.items()}
     train = data["train"]
     switched = np.array(train["switch"]) >= 0
     assert 0.4 < switched.mean() < 0.6
@@ -165,9 +167,12 @@ def test_task_splits_share_no_document_on_either_side_of_a_pair(tokenizer, tmp_p
         for doc in iter_documents():
             for k in range(0, len(doc["sentences"]) - 4, 40):
                 f.write(" ".join(doc["sentences"][k : k + 5]) + "\n")
-    for source, options in ((None, {}), (str(news), {"reader_kwargs": {"format": "text", "document_per": "line"}})):
-        tasks = {t: build_sentence_task(t, source, tokenizer, max_seq_length=64, **options) for t in ("nsp", "sop")}
-        tasks["segment-tagging"] = build_segment_tagging(source, tokenizer, max_seq_length=64, **options)
+    from nsptask.arguments import DataArguments
+
+    for source, options in ((None, {}), (str(news), {"corpus_format": "text", "document_per": "line"})):
+        data_args = DataArguments.from_options(corpus=source, max_seq_length=64, **options)
+        tasks = {t: build_sentence_task(t, data_args, tokenizer) for t in ("nsp", "sop")}
+        tasks["segment-tagging"] = build_segment_tagging(data_args, tokenizer)
         for name, data in tasks.items():
             documents = {split: set(part["a_doc"]) | set(part["b_doc"]) for split, part in data.items()}
             assert documents["train"] and documents["test"], name
@@ -178,6 +183,7 @@ def test_task_splits_share_no_document_on_either_side_of_a_pair(tokenizer, tmp_p
 
 
 def test_sentence_tasks_have_labels(tokenizer):
+    from nsptask.arguments import DataArguments
     from nsptask.downstream import build_sentence_task
 
     for task, names in (
@@ -185,7 +191,7 @@ def test_sentence_tasks_have_labels(tokenizer):
         ("sop", ["InOrder", "Swapped"]),
         ("coherence", ["Coherent", "NotAdjacent"]),
     ):
-        data = build_sentence_task(task, tokenizer=tokenizer, max_seq_length=64)
+        data = build_sentence_task(task, DataArguments.from_options(max_seq_length=64), tokenizer)
         assert data["train"].features["labels"].names == names
         assert 0.3 < np.mean(data["train"]["labels"]) < 0.7
 
@@ -193,9 +199,11 @@ def test_sentence_tasks_have_labels(tokenizer):
 def test_coherence_negatives_come_from_the_same_document_not_adjacent(tokenizer):
     from conftest import find, segments
 
-    from nsptask import PretrainingDataBuilder
+    from nsptask import PretrainingDataBuilder, SplitOptions
 
-    builder = PretrainingDataBuilder(config_name="coherence", tokenizer=tokenizer, validation_fraction=0)
+    builder = PretrainingDataBuilder(
+        config_name="coherence", tokenizer=tokenizer, split=SplitOptions(validation_fraction=0)
+    )
     builder.download_and_prepare()
     data = builder.as_dataset()["train"]
     docs = [np.asarray(x, np.int32) for x in builder.split_documents("train")["input_ids"]]
@@ -249,7 +257,7 @@ def pretrained_tiny(tokenizer, tmp_path_factory):
             learning_rate=2e-3,
             overwrite_output_dir=True,
         ),
-        DataArguments(max_seq_length=64),
+        DataArguments.from_options(max_seq_length=64),
         tokenizer=tokenizer,
     )
     return str(out)
@@ -267,7 +275,7 @@ def test_segment_tagging_fine_tune_reports_seqeval_labels_and_windows(pretrained
         disable_tqdm=True,
         overwrite_output_dir=True,
     )
-    metrics = finetune(args, DataArguments(max_seq_length=64)).metrics
+    metrics = finetune(args, DataArguments.from_options(max_seq_length=64)).metrics
     assert metrics["eval_label_O_f1"] > 0.9  # special tokens are learnt at once
     assert {"eval_window_accuracy", "eval_window_majority", "eval_switch_position_accuracy", "eval_f1"} <= set(metrics)
     assert metrics["eval_windows"] > 20 and 0.4 < metrics["eval_window_majority"] < 0.7
@@ -286,7 +294,7 @@ def test_finetune_refuses_a_task_made_of_pretraining_documents(pretrained_tiny, 
     )
     # The model held out 20% of the documents (its record); a split holding out 40% takes pretraining documents.
     with pytest.raises(ValueError, match=r"\d+ of the task's \d+ documents were in .*allow_pretraining_documents"):
-        finetune(args, DataArguments(max_seq_length=64, validation_fraction=0.4))
+        finetune(args, DataArguments.from_options(max_seq_length=64, validation_fraction=0.4))
     record = json.loads((Path(pretrained_tiny) / "nsptask_data.json").read_text())
     assert record["split"] == {"validation_fraction": 0.2, "split_seed": 12345}
 
@@ -312,7 +320,7 @@ def test_a_task_validation_set_is_its_own_documents_and_evaluate_checks_for_leak
         eval_strategy="no",
         **common,
     )
-    result = finetune(args, DataArguments(max_seq_length=64))
+    result = finetune(args, DataArguments.from_options(max_seq_length=64))
     documents = {split: set(part["a_doc"]) | set(part["b_doc"]) for split, (part, _) in result.outputs.items()}
     assert set(documents) == {"validation", "test"} and all(documents.values())
     assert not documents["validation"] & documents["test"]
@@ -323,7 +331,8 @@ def test_a_task_validation_set_is_its_own_documents_and_evaluate_checks_for_leak
     # ... and refuses data built from the model's pretraining documents, as finetune does.
     with pytest.raises(ValueError, match=r"documents were in .*allow_pretraining_documents"):
         evaluate_model(
-            EvaluateArguments(model_name_or_path=str(tmp_path / "ft")), DataArguments(validation_fraction=0.4)
+            EvaluateArguments(model_name_or_path=str(tmp_path / "ft")),
+            DataArguments.from_options(validation_fraction=0.4),
         )
 
 
@@ -332,10 +341,11 @@ def test_nsp_task_classifier_fits_its_training_pairs(pretrained_tiny, tokenizer,
     class. (On held-out documents a 60-step tiny model stays at chance; the slow MiniLM test checks that.)"""
     import datasets
 
+    from nsptask.arguments import DataArguments
     from nsptask.downstream import build_sentence_task
     from nsptask.finetuning import FinetuneArguments, finetune
 
-    task = build_sentence_task("nsp", tokenizer=tokenizer, max_seq_length=64)
+    task = build_sentence_task("nsp", DataArguments.from_options(max_seq_length=64), tokenizer)
     train = task["train"].remove_columns(["a_doc", "b_doc"]).shuffle(seed=0).select(range(384))
     data = datasets.DatasetDict({"train": train, "validation": train})
     args = FinetuneArguments(
@@ -355,7 +365,7 @@ def test_nsp_task_classifier_fits_its_training_pairs(pretrained_tiny, tokenizer,
 def test_pipeline_and_predict_score_pairs(pretrained_tiny, capsys):
     from transformers import pipeline
 
-    import nsptask  # noqa: F401
+    import nsptask.pipelines  # noqa: F401  registers the task
     from nsptask.cli import main
 
     nsp = pipeline("next-sentence-prediction", model=pretrained_tiny)
@@ -425,7 +435,7 @@ def test_segment_tagging_is_learnable_from_a_pretrained_encoder(tmp_path):
         save_strategy="no",
         eval_strategy="no",
     )
-    metrics = finetune(args, DataArguments(max_seq_length=128)).metrics
+    metrics = finetune(args, DataArguments.from_options(max_seq_length=128)).metrics
     assert metrics["eval_windows"] > 100
     assert metrics["eval_window_accuracy"] > metrics["eval_window_majority"] + 0.1
 
@@ -473,6 +483,6 @@ def test_ner_fine_tune_scores_over_long_sentences_on_every_word(pretrained_tiny,
         save_strategy="no",
         eval_strategy="no",
     )
-    metrics = finetune(args, DataArguments(max_seq_length=64)).metrics
+    metrics = finetune(args, DataArguments.from_options(max_seq_length=64)).metrics
     assert metrics["eval_words_truncated"] > 8 * 100  # most words of the 8 long sentences
     assert metrics["eval_recall"] <= 32 / 40  # the 8 entities truncation cut off cannot be found

@@ -47,10 +47,10 @@ def test_dask_engine_writes_the_instances_of_the_single_machine_build(
     from nsptask import build_pretraining_dataset
     from nsptask.arguments import DataArguments
     from nsptask.engine import build_with_dask
-    from nsptask.training import load_build_output
+    from nsptask.publishing import load_build_output
 
-    options = DataArguments(corpus=[str(plain_corpus)], pool_size=20, max_seq_length=64)
-    single = build_pretraining_dataset(tokenizer=tokenizer, **options.builder_kwargs(data_format))
+    options = DataArguments.from_options(corpus=[str(plain_corpus)], pool_size=20, max_seq_length=64)
+    single = build_pretraining_dataset(tokenizer=tokenizer, data_args=options.with_format(data_format))
     out = tmp_path / "dask"
     bounds = {"max_shard_bytes": 100_000, "max_pools_per_bucket": 1} if limits else {}
     report = build_with_dask(options, str(out), tokenizer, data_format=data_format, client=cluster_client, **bounds)
@@ -60,7 +60,7 @@ def test_dask_engine_writes_the_instances_of_the_single_machine_build(
         train_pools = -(-report["splits"]["train"]["documents"] // 20)
         assert report["splits"]["train"]["buckets"] >= train_pools - 1  # a last one-document pool joins the one before
     assert 0 <= report["unknown_token_rate"] < 0.01 and report["tokens"] > 0
-    built, record = load_build_output(str(out))
+    built, record, _ = load_build_output(str(out))
     assert record["format"] == data_format and (out / "tokenizer" / "tokenizer.json").exists()
     assert {k: len(v) for k, v in built.items()} == {k: len(v) for k, v in single.items()}
     assert _digest(built) == _digest(single)
@@ -78,7 +78,7 @@ def test_dask_engine_stops_on_a_corpus_the_tokenizer_does_not_know(cluster_clien
     from nsptask.tokenization import default_tokenizer
 
     corpus = people_daily_corpus(tmp_path / "people_daily.txt")
-    options = DataArguments(corpus=[str(corpus)], corpus_format="text", language="zh")
+    options = DataArguments.from_options(corpus=[str(corpus)], corpus_format="text", language="zh")
     with pytest.raises(ValueError, match=r"% of the corpus's tokens .* are unknown.*nsptask tokenizer"):
         build_with_dask(options, str(tmp_path / "out"), default_tokenizer(), client=cluster_client)
     assert not (tmp_path / "out" / "train").exists()  # stopped before any instance was written

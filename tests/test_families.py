@@ -65,7 +65,7 @@ def test_every_family_pretrains_each_objective_reloads_and_fine_tunes(family, fa
     from nsptask.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(family_tokenizers[family])
-    data = DataArguments(max_seq_length=64, tokenizer_name_or_path=family_tokenizers[family])
+    data = DataArguments.from_options(max_seq_length=64, tokenizer_name_or_path=family_tokenizers[family])
     for objective, data_format in OBJECTIVES.items():
         out = tmp_path / objective
         result = pretrain(_args(out, objective, family), data)
@@ -123,7 +123,7 @@ def test_every_family_pretrains_each_objective_reloads_and_fine_tunes(family, fa
 def test_accumulation_k_updates_like_a_batch_k_times_larger(family, sparse, family_tokenizers, tmp_path):
     """One SGD step (lr 1, no dropout): the parameter update with batch 8 x accumulation 2 equals batch 16 x 1.
     (Adam's first step is almost scale-free, so SGD is what shows a doubled loss.)"""
-    data = DataArguments(max_seq_length=64, tokenizer_name_or_path=family_tokenizers[family])
+    data = DataArguments.from_options(max_seq_length=64, tokenizer_name_or_path=family_tokenizers[family])
     updates = []
     for batch, accumulation in ((16, 1), (8, 2)):
         args = _args(
@@ -240,7 +240,7 @@ def test_pair_instances_use_the_tokenizers_own_template(family_tokenizers):
     roberta = _tokenizer(family_tokenizers["roberta"])
     template = SequenceTemplate.from_tokenizer(roberta)
     assert template.pair_middle == (roberta.sep_token_id, roberta.sep_token_id) and template.pair_specials == 4
-    data = build_pretraining_dataset(format="nsp", tokenizer=roberta, max_seq_length=64)["train"]
+    data = build_pretraining_dataset(data_format="nsp", tokenizer=roberta, max_seq_length=64)["train"]
     for ids in data["input_ids"][:200]:
         assert len(ids) <= 64 and ids[0] == roberta.cls_token_id and ids[-1] == roberta.sep_token_id
         first = ids.index(roberta.sep_token_id)
@@ -255,7 +255,8 @@ def test_sentences_are_encoded_as_the_tokenizer_encodes_running_text(model_type,
     encoding of the document's text as a whole: for byte-level BPE the sentences after the first keep their
     leading space ('ĠThe', not 'The')."""
     from nsptask.corpus import iter_documents
-    from nsptask.preprocessing import plain_backend, tokenize_documents
+    from nsptask.preprocessing import tokenize_documents
+    from nsptask.tokenization import plain_backend
 
     family = {"wordpiece": "bert", "bpe": "roberta", "unigram": "albert"}[model_type]
     tokenizer = _tokenizer(family_tokenizers[family])
@@ -294,4 +295,4 @@ def test_fine_tuning_stops_when_the_checkpoint_lacks_encoder_weights(tokenizer, 
         output_dir=str(tmp_path / "ft"), task="nsp", model_name_or_path=str(tmp_path / "encoder"), report_to="none"
     )
     with pytest.raises(ValueError, match=r"encoder weights are missing from the checkpoint .*layer\.1\."):
-        finetune(args, DataArguments(max_seq_length=64))
+        finetune(args, DataArguments.from_options(max_seq_length=64))

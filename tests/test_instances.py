@@ -14,7 +14,7 @@ from nsptask.instances import trimmed_lengths
 
 @pytest.fixture(scope="module")
 def nsp_data(tokenizer):
-    return build_pretraining_dataset(format="nsp", tokenizer=tokenizer)
+    return build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer)
 
 
 def _google_truncate_lengths(len_a: int, len_b: int, max_num_tokens: int) -> tuple[int, int]:
@@ -36,7 +36,7 @@ def test_trimmed_lengths_equal_googles_truncation_loop():
 
 @pytest.mark.parametrize("fmt", ["nsp", "sentence-pair", "sop", "full-sentences", "doc-sentences"])
 def test_no_instance_longer_than_max_seq_length(tokenizer, fmt):
-    data = build_pretraining_dataset(format=fmt, tokenizer=tokenizer, max_seq_length=64)
+    data = build_pretraining_dataset(data_format=fmt, tokenizer=tokenizer, max_seq_length=64)
     for split in data.values():
         lengths = [len(ids) for ids in split["input_ids"]]
         assert max(lengths) <= 64
@@ -49,7 +49,7 @@ def test_no_instance_longer_than_max_seq_length(tokenizer, fmt):
 def test_nsp_label_balance_is_half_within_three_points(tokenizer):
     # Per-chunk draw of the short target: many draws, so the balance settles near the coin's 0.5.
     data = build_pretraining_dataset(
-        format="nsp", tokenizer=tokenizer, short_seq_mode="instance", dupe_factor=5, validation_fraction=0
+        data_format="nsp", tokenizer=tokenizer, short_seq_mode="instance", dupe_factor=5, validation_fraction=0
     )
     labels = np.array(data["train"]["next_sentence_label"])
     assert len(labels) > 20_000
@@ -58,7 +58,7 @@ def test_nsp_label_balance_is_half_within_three_points(tokenizer):
 
 def test_nsp_label_balance_is_half_for_googles_default_without_short_targets(tokenizer):
     data = build_pretraining_dataset(
-        format="nsp", tokenizer=tokenizer, short_seq_prob=0.0, dupe_factor=5, validation_fraction=0
+        data_format="nsp", tokenizer=tokenizer, short_seq_prob=0.0, dupe_factor=5, validation_fraction=0
     )
     labels = np.array(data["train"]["next_sentence_label"])
     assert abs(labels.mean() - 0.5) <= 0.03
@@ -67,7 +67,7 @@ def test_nsp_label_balance_is_half_for_googles_default_without_short_targets(tok
 def test_short_target_rate_equals_short_seq_prob_over_many_draws(tokenizer):
     # Google's default draws once per (document, dupe): count draws, not instances.
     data = build_pretraining_dataset(
-        format="nsp", tokenizer=tokenizer, dupe_factor=20, validation_fraction=0, short_seq_prob=0.1
+        data_format="nsp", tokenizer=tokenizer, dupe_factor=20, validation_fraction=0, short_seq_prob=0.1
     )
     docs = np.array(data["train"]["doc_index"])
     short = np.array(data["train"]["short_target"])
@@ -80,7 +80,7 @@ def test_short_target_rate_equals_short_seq_prob_over_many_draws(tokenizer):
     assert abs(draws.mean() - 0.1) <= 0.02  # 3 standard errors at 2060 draws
     # Per-chunk draw: the rate per instance is the probability.
     data = build_pretraining_dataset(
-        format="nsp", tokenizer=tokenizer, dupe_factor=5, validation_fraction=0, short_seq_mode="instance"
+        data_format="nsp", tokenizer=tokenizer, dupe_factor=5, validation_fraction=0, short_seq_mode="instance"
     )
     assert abs(np.mean(data["train"]["short_target"]) - 0.1) <= 0.01
 
@@ -149,7 +149,7 @@ def test_token_type_ids_mark_segment_b(nsp_data, tokenizer):
 
 
 def test_sop_swaps_exactly_the_labelled_instances(tokenizer, bundled_builder):
-    data = build_pretraining_dataset(format="sop", tokenizer=tokenizer)
+    data = build_pretraining_dataset(data_format="sop", tokenizer=tokenizer)
     docs = split_documents(bundled_builder, "train")
     labels = np.array(data["train"]["sentence_order_label"])
     assert abs(labels.mean() - 0.5) <= 0.03
@@ -167,7 +167,7 @@ def test_sop_swaps_exactly_the_labelled_instances(tokenizer, bundled_builder):
 
 
 def test_sentence_pair_segments_are_single_sentences(tokenizer, bundled_builder):
-    data = build_pretraining_dataset(format="sentence-pair", tokenizer=tokenizer)
+    data = build_pretraining_dataset(data_format="sentence-pair", tokenizer=tokenizer)
     rows = bundled_builder.split_documents("train")
     labels = np.array(data["train"]["next_sentence_label"])
     assert abs(labels.mean() - 0.5) <= 0.03
@@ -181,7 +181,7 @@ def test_sentence_pair_segments_are_single_sentences(tokenizer, bundled_builder)
 
 @pytest.mark.parametrize("fmt", ["full-sentences", "doc-sentences"])
 def test_packed_formats_use_every_token_once_in_corpus_order(tokenizer, bundled_builder, fmt):
-    data = build_pretraining_dataset(format=fmt, tokenizer=tokenizer, max_seq_length=96)
+    data = build_pretraining_dataset(data_format=fmt, tokenizer=tokenizer, max_seq_length=96)
     docs = split_documents(bundled_builder, "train")
     special = {tokenizer.cls_token_id, tokenizer.sep_token_id}
     stream = np.concatenate([np.array(x[1:-1], np.int32) for x in data["train"]["input_ids"]])
@@ -197,8 +197,10 @@ def test_packed_formats_use_every_token_once_in_corpus_order(tokenizer, bundled_
 
 
 def test_dupe_factor_repeats_documents_with_different_choices(tokenizer):
-    once = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, validation_fraction=0)["train"]
-    twice = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, validation_fraction=0, dupe_factor=2)["train"]
+    once = build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer, validation_fraction=0)["train"]
+    twice = build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer, validation_fraction=0, dupe_factor=2)[
+        "train"
+    ]
     assert 1.8 * len(once) < len(twice) < 2.2 * len(once)
     first = {tuple(x) for x in once["input_ids"]}
     both = {tuple(x) for x in twice["input_ids"]}

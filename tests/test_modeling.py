@@ -16,7 +16,7 @@ SMALL = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, interme
 def _batch(tokenizer, n=6):
     from nsptask import build_pretraining_dataset
 
-    data = build_pretraining_dataset(format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"]
+    data = build_pretraining_dataset(data_format="nsp", tokenizer=tokenizer, max_seq_length=64)["train"]
     features = [
         {"input_ids": data[i]["input_ids"], "token_type_ids": data[i]["token_type_ids"], "instance_index": i}
         for i in range(n)

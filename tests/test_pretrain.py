@@ -17,7 +17,7 @@ from nsptask.arguments import DataArguments
 from nsptask.modeling import build_model
 from nsptask.training import NspTrainingArguments, pretrain
 
-DATA64 = DataArguments(max_seq_length=64)
+DATA64 = DataArguments.from_options(max_seq_length=64)
 QUICK = dict(
     per_device_train_batch_size=16,
     per_device_eval_batch_size=32,
@@ -73,7 +73,7 @@ def test_sop_data_trains_the_bert_nsp_head_under_its_label_name(tokenizer, tmp_p
 def test_wrong_data_for_an_objective_is_rejected_before_training(tmp_path):
     args = NspTrainingArguments(output_dir=str(tmp_path), objective="mlm+nsp", report_to="none")
     with pytest.raises(ValueError, match="needs data with its sentence label"):
-        pretrain(args, DataArguments(data_format="full-sentences"))
+        pretrain(args, DataArguments.from_options(data_format="full-sentences"))
     assert not any(tmp_path.iterdir())  # nothing was built or trained
 
 
@@ -229,7 +229,7 @@ def test_mlm_nsp_reaches_held_out_nsp_accuracy_clearly_above_chance(tokenizer, t
         disable_tqdm=True,
         save_strategy="no",
     )
-    data = DataArguments(dupe_factor=5, validation_fraction=0.05)
+    data = DataArguments.from_options(dupe_factor=5, validation_fraction=0.05)
     result = pretrain(args, data, tokenizer=tokenizer, callbacks=[_StopAt(4000)])
     held_out = result.trainer.eval_dataset  # the validation split: pairs from held-out documents only
     assert len(held_out) > 1000 and result.trainer.state.global_step == 4000

@@ -28,7 +28,7 @@ REDUCED = dict(
 
 
 def _data():
-    return DataArguments(max_seq_length=64)
+    return DataArguments.from_options(max_seq_length=64)
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +328,7 @@ def test_the_study_runs_end_to_end_for_another_family(tmp_path):
     options = dict(REDUCED, seeds=[1], downstream=["segment-tagging", "nsp"])
     run_study(
         AblateArguments(output_dir=str(tmp_path / "study"), model_family="roberta", **options),
-        DataArguments(max_seq_length=64, tokenizer_name_or_path=str(tokenizer_dir)),
+        DataArguments.from_options(max_seq_length=64, tokenizer_name_or_path=str(tokenizer_dir)),
     )
     results = json.loads((tmp_path / "study" / "results.json").read_text())
     assert len(results["runs"]) == 2

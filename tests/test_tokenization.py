@@ -89,16 +89,14 @@ def test_chinese_corpus_with_the_english_tokenizer_stops_and_a_trained_one_build
     from nsptask.cli import main
 
     corpus = people_daily_corpus(tmp_path / "people_daily.txt")
-    reader = {"format": "text", "language": "zh"}
+    reader = {"corpus_format": "text", "language": "zh"}
     with pytest.raises(ValueError, match=r"(\d+\.\d)% of the corpus's tokens .* are unknown.*nsptask tokenizer"):
-        build_pretraining_dataset(corpus, format="nsp", reader_kwargs=reader)
-    streamed = build_pretraining_dataset(
-        corpus, format="nsp", reader_kwargs=reader, streaming=True, pool_order="corpus"
-    )
+        build_pretraining_dataset(corpus, data_format="nsp", **reader)
+    streamed = build_pretraining_dataset(corpus, data_format="nsp", **reader, streaming=True, pool_order="corpus")
     with pytest.raises(ValueError, match=r"% of the corpus's tokens .* are unknown"):  # streaming checks too
         next(iter(streamed["train"]))
     data, report = build_pretraining_dataset(
-        corpus, format="nsp", reader_kwargs=reader, allow_unknown_tokens=True, return_report=True
+        corpus, data_format="nsp", **reader, allow_unknown_tokens=True, return_report=True
     )
     assert report["corpus"]["unknown_token_rate"] > 0.5 and any("unknown" in w for w in report["warnings"])
     out = tmp_path / "zh-tokenizer"
@@ -123,7 +121,7 @@ def test_chinese_corpus_with_the_english_tokenizer_stops_and_a_trained_one_build
     summary = json.loads(capsys.readouterr().out.split("\nuse it with")[0])
     assert summary["unknown_token_rate"] < 0.01
     data, report = build_pretraining_dataset(
-        corpus, format="nsp", tokenizer=str(out), reader_kwargs=reader, return_report=True
+        corpus, data_format="nsp", tokenizer=str(out), **reader, return_report=True
     )
     assert report["corpus"]["unknown_token_rate"] < 0.01 and not any("unknown" in w for w in report["warnings"])
     from transformers import AutoTokenizer
@@ -137,7 +135,7 @@ def test_chinese_headlines_stay_sentences_of_their_own(tmp_path):
 
     corpus = people_daily_corpus(tmp_path / "people_daily.txt", n_docs=30)
     blocks = corpus.read_text(encoding="utf-8").strip().split("\n\n")
-    docs = list(iter_documents(corpus, format="text", language="zh"))
+    docs = list(iter_documents(corpus, corpus_format="text", language="zh"))
     assert len(docs) == len(blocks) == 30
     for doc, block in zip(docs, blocks):
         assert doc["sentences"][0] == block.split("\n")[0]  # the headline, not joined to the first body line
@@ -149,7 +147,7 @@ def test_building_data_imports_neither_torch_nor_accelerate(tmp_path, entry):
     import sys
 
     if entry == "api":
-        call = f"from nsptask import build_pretraining_dataset\nbuild_pretraining_dataset(format='sop', max_seq_length=64, cache_dir={str(tmp_path)!r})\n"
+        call = f"from nsptask import build_pretraining_dataset\nbuild_pretraining_dataset(data_format='sop', max_seq_length=64, data_cache_dir={str(tmp_path)!r})\n"
     else:  # the `nsptask build` command, saving the dataset
         args = ["build", "--data_format", "sop", "--max_seq_length", "64", "--data_cache_dir", str(tmp_path / "c")]
         args += ["--output_dir", str(tmp_path / "out")]
@@ -173,7 +171,7 @@ def test_chinese_tokenizers_never_join_two_characters(model, tmp_path):
     from nsptask.tokenization import train_tokenizer
 
     corpus = people_daily_corpus(tmp_path / "people_daily.txt")
-    docs = list(iter_documents(corpus, format="text", language="zh"))
+    docs = list(iter_documents(corpus, corpus_format="text", language="zh"))
     sentences = [s for d in docs for s in d["sentences"]]
     cut = len(sentences) * 4 // 5
     tok = train_tokenizer(sentences[:cut], model=model, vocab_size=3000, language="zh")
