@@ -74,7 +74,7 @@ def _build(corpus: str, num_proc, backend: str, streaming: bool, queue) -> None:
     tokenizer = default_tokenizer()
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        kwargs = dict(format="nsp", tokenizer=tokenizer, tokenizer_backend=backend, cache_dir=cache)
+        kwargs = dict(data_format="nsp", tokenizer=tokenizer, tokenizer_backend=backend, data_cache_dir=cache)
         digest = None
         if streaming:
             data = build_pretraining_dataset(corpus, streaming=True, pool_order="corpus", **kwargs)

@@ -35,9 +35,11 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -68,6 +70,7 @@ __all__ = [
     "TokenizedCorpusBuilder",
     "build_pretraining_dataset",
     "pretraining_builder",
+    "prepare_once",
     "instance_features",
     "tokenizer_fingerprint",
     "training_document_hashes",
@@ -692,6 +695,36 @@ def pretraining_builder(data_args: DataArguments, tokenizer=None, data_format: s
     )
 
 
+def prepare_once(builder: PretrainingDataBuilder, num_proc: int | None = None) -> None:
+    """Build on one process per machine while the others wait for the finished cache, then let them load it.
+
+    Under ``accelerate launch`` (``WORLD_SIZE`` > 1) the local main process builds; the other processes of its machine
+    poll the cache folder for the finished build instead of waiting in a collective, so a build of any length (a
+    Wikipedia dump takes tens of minutes) never meets the process group's ``ddp_timeout`` (1800 s by default). They
+    give up after ``$NSPTASK_BUILD_TIMEOUT`` seconds (default 48 hours), saying so. One process: just build.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and os.environ.get("LOCAL_RANK", "0") != "0":
+        done = Path(builder._output_dir) / "dataset_info.json"
+        limit = float(os.environ.get("NSPTASK_BUILD_TIMEOUT", 48 * 3600))
+        started = last_note = time.monotonic()
+        while not done.exists():
+            if time.monotonic() - started > limit:
+                raise TimeoutError(
+                    f"Waited {limit:.0f} s for the main process to build {builder._output_dir}; it has not finished. "
+                    "Build the data before the launch (nsptask build --output_dir DATA, then --dataset DATA) or raise "
+                    "$NSPTASK_BUILD_TIMEOUT."
+                )
+            if time.monotonic() - last_note > 300:
+                logger.info(
+                    "nsptask: waiting for the main process to build the data (%.0f min)",
+                    (time.monotonic() - started) / 60,
+                )
+                last_note = time.monotonic()
+            time.sleep(2)
+    builder.download_and_prepare(num_proc=num_proc)
+
+
 def build_pretraining_dataset(
     source: Any = None,
     tokenizer: Any = None,
@@ -750,7 +783,7 @@ def build_pretraining_dataset(
         result = datasets.IterableDatasetDict({s: builder.as_streaming_dataset(split=s) for s in splits})
         extra = ([None] if return_report else []) + ([builder] if return_builder else [])
         return (result, *extra) if extra else result
-    builder.download_and_prepare(num_proc=num_proc or data_args.num_proc)
+    prepare_once(builder, num_proc=num_proc or data_args.num_proc)
     result = builder.as_dataset()
     extra = []
     if return_report:

@@ -311,7 +311,7 @@ def _setup_logging(options: argparse.Namespace, objects: list) -> None:
         level = logging.ERROR
     elif training is not None:
         chosen = training.log_level if _is_main_process() else training.log_level_replica
-        level = logging.INFO if chosen == "passive" else transformers.trainer_utils.log_levels[chosen]
+        level = logging.INFO if chosen == "passive" else transformers.utils.logging.get_log_levels_dict()[chosen]
     else:
         level = getattr(logging, options.log_level.upper()) if _is_main_process() else logging.WARNING
     if not logger.handlers:

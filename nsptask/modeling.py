@@ -67,6 +67,8 @@ __all__ = [
     "check_vocabulary",
     "check_encoder_loaded",
     "task_model",
+    "with_no_split_modules",
+    "NO_SPLIT_MODULES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,19 @@ PRESETS: dict[str, dict[str, int]] = {
     "small": {"num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048},
     "base": {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
 }
+
+
+# The repeated blocks of the families whose transformers classes name none (`_no_split_modules` empty): FSDP's
+# transformer wrap policy and device maps read them; accelerate's FSDP plugin fails without any.
+NO_SPLIT_MODULES = {"albert": ["AlbertLayerGroup"], "deberta-v2": ["DebertaV2Layer"], "distilbert": ["TransformerBlock"]}
+
+
+def with_no_split_modules(model):
+    """Give a model of a family whose class names no unsplittable module its repeated block (see
+    :data:`NO_SPLIT_MODULES`); other models are left as they are. Returns the model."""
+    if not model._no_split_modules and model.config.model_type in NO_SPLIT_MODULES:
+        model._no_split_modules = set(NO_SPLIT_MODULES[model.config.model_type])
+    return model
 
 
 # -- configs -----------------------------------------------------------------------------------------
@@ -317,7 +332,7 @@ def load_pretraining_model(path: str, objective: str | None = None, **kwargs):
             cls = with_sentence_head(mlm)
         else:
             cls = getattr(transformers, architecture, None) or transformers.AutoModelForPreTraining
-    return cls.from_pretrained(path, **kwargs)
+    return with_no_split_modules(cls.from_pretrained(path, **kwargs))
 
 
 def sentence_label_argument(model) -> str | None:
@@ -409,6 +424,7 @@ def build_model(
                 sorted(info["missing_keys"])[:8],
             )
     check_vocabulary(tokenizer, model)
+    with_no_split_modules(model)
     return model, {k: list(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys")}
 
 
@@ -568,7 +584,7 @@ def task_model(
     )
     check_encoder_loaded(model_name_or_path, loading)
     check_vocabulary(tokenizer, model)
-    return model, capabilities
+    return with_no_split_modules(model), capabilities
 
 
 # -- sparse MLM head ------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from .builder import (
     BUILD_RECORD_FILE,
     PRETRAINING_DOCUMENTS_FILE,
     build_pretraining_dataset,
+    prepare_once,
     pretraining_builder,
     training_document_hashes,
 )
@@ -293,7 +294,7 @@ def pretraining_data(
         data.report, data.hashes = record.get("report"), np.load(hashes_file) if hashes_file.is_file() else None
         return data
     builder = pretraining_builder(data_args, tokenizer, data_format)
-    builder.download_and_prepare(num_proc=data_args.num_proc)
+    prepare_once(builder, num_proc=data_args.num_proc)
     data.dataset = builder.as_dataset()
     data.hashes = training_document_hashes(builder)
     data.report = build_report(builder, data.dataset)

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
 
@@ -95,7 +97,8 @@ def sentence_task_of(data_format: str) -> str:
 
 
 class MaskingEpochCallback(TrainerCallback):
-    """Tells the collator which epoch it is, so masks change every epoch (dynamic masking)."""
+    """Tells the collator which epoch it is, so masks change every epoch (dynamic masking); the collator keeps the
+    epoch in shared memory, so data loader workers (persistent or not) see it too."""
 
     def __init__(self, collator):
         self.collator = collator
@@ -104,26 +107,25 @@ class MaskingEpochCallback(TrainerCallback):
         self.collator.epoch = int(state.epoch or 0)
 
 
-class PaddingStatsCallback(TrainerCallback):
-    """Adds the share of padding tokens in the batches so far to the training logs."""
+class SequenceCounter(TrainerCallback, ExportableState):
+    """What the training loop took, over all processes: sequences, real tokens and padding cells, counted from the
+    batches :class:`NspTrainer` takes (whichever data loader worker made them; evaluation excluded); the share of
+    padding goes into the training logs. Saved in checkpoints and restored on resumption."""
 
-    def __init__(self, collator):
-        self.collator = collator
+    def __init__(self):
+        self.sequences = self.tokens = self.padding = 0
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"sequences": self.sequences, "tokens": self.tokens, "padding": self.padding}}
+
+    @property
+    def padding_fraction(self) -> float:
+        total = self.tokens + self.padding
+        return self.padding / total if total else 0.0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is not None and "loss" in logs:
-            logs["padding_fraction"] = round(self.collator.padding_fraction, 4)
-
-
-class SequenceCounter(TrainerCallback, ExportableState):
-    """The number of training sequences the model has seen, over all processes (counted from the batches
-    :class:`NspTrainer` takes, evaluation excluded); saved in checkpoints and restored on resumption."""
-
-    def __init__(self):
-        self.sequences = 0
-
-    def state(self) -> dict:
-        return {"args": {}, "attributes": {"sequences": self.sequences}}
+            logs["padding_fraction"] = round(self.padding_fraction, 4)
 
 
 class BarsOnlyProgressCallback(ProgressCallback):
@@ -200,13 +202,17 @@ class NspTrainer(Trainer):
             tokens = sum(int((b[self.mlm_key] != -100).sum()) for b in batch_samples if self.mlm_key in b)
             sentences = sum(len(b[self.sentence_key]) for b in batch_samples if self.sentence_key in b)
             sequences = sum(len(b["input_ids"]) for b in batch_samples)
-            counts = torch.tensor([tokens, sentences, sequences], device=device, dtype=torch.long)
+            real = sum(int(b["attention_mask"].sum()) for b in batch_samples)
+            cells = sum(b["attention_mask"].numel() for b in batch_samples)
+            counts = torch.tensor([tokens, sentences, sequences, real, cells - real], device=device, dtype=torch.long)
             if self.args.world_size > 1:
-                counts = self.accelerator.gather(counts).view(-1, 3).sum(0)
+                counts = self.accelerator.gather(counts).view(-1, 5).sum(0)
             self._window = counts.tolist()[:2]
             counter = self.sequence_counter
             if counter is not None:
                 counter.sequences += int(counts[2])
+                counter.tokens += int(counts[3])
+                counter.padding += int(counts[4])
         return batch_samples, num_items
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -279,6 +285,15 @@ def _with_index(dataset):
     return dataset.add_column(INDEX_COLUMN, np.arange(len(dataset), dtype=np.int64))
 
 
+def _with_length(dataset, name: str):
+    """A length column for ``--train_sampling_strategy group_by_length`` (or ``batch_rebalance``), computed by Arrow
+    at once: the Trainer would otherwise measure every row in Python before training."""
+    if dataset is None or name in dataset.column_names:
+        return dataset
+    lengths = pc.list_value_length(dataset.data.column("input_ids")).to_numpy(zero_copy_only=False)
+    return dataset.add_column(name, lengths.astype(np.int32))
+
+
 def _model_columns(dataset, keep: list[str]):
     if dataset is None:
         return None
@@ -294,10 +309,13 @@ def _model_datasets(args: NspTrainingArguments, train_dataset, eval_dataset, lab
         eval_dataset = eval_dataset.shuffle(seed=args.seed).select(range(args.max_eval_samples))
     inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if token_types == "keep" else [])
     keep = inputs + ([label_argument] if label_argument else [])
-    return tuple(
+    train, evaluation = (
         _model_columns(_with_index(_rename_sentence_label(d, label_argument)), keep)
         for d in (train_dataset, eval_dataset)
     )
+    if args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
+        train = _with_length(train, args.length_column_name)
+    return train, evaluation
 
 
 def _pretraining_trainer(
@@ -322,6 +340,7 @@ def _pretraining_trainer(
         pad_to_multiple_of=args.pad_to_multiple_of,
         seed=args.seed,
         token_types=capabilities.token_types,
+        length_column=args.length_column_name,
     )
     trainer = NspTrainer(
         model=model,
@@ -331,12 +350,7 @@ def _pretraining_trainer(
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=pretraining_compute_metrics(args.objective, sentence_task_of(data_format)),
-        callbacks=[
-            MaskingEpochCallback(collator),
-            PaddingStatsCallback(collator),
-            SequenceCounter(),
-            *(callbacks or []),
-        ],
+        callbacks=[MaskingEpochCallback(collator), SequenceCounter(), *(callbacks or [])],
         mlm_key=mlm_key,
         sentence_key=label_argument,
         sparse_head=sparse,
@@ -409,18 +423,52 @@ def pretrain(
     trainer = _pretraining_trainer(
         args, model, tokenizer, train_dataset, eval_dataset, label_argument, capabilities, data.data_format, callbacks
     )
-    collator, sparse = trainer.data_collator, trainer.sparse_head
+    sparse = trainer.sparse_head
     metrics = dict(trainer.train(resume_from_checkpoint=resume_from_checkpoint).metrics)
     if eval_dataset is not None:
         metrics.update(trainer.evaluate())
         metrics["eval_samples"] = len(eval_dataset)
-    metrics["train_padding_fraction"] = round(collator.padding_fraction, 4)
+    metrics["train_padding_fraction"] = round(trainer.sequence_counter.padding_fraction, 4)
     metrics["num_input_tokens_seen"] = int(trainer.state.num_input_tokens_seen)
     metrics["train_sequences_seen"] = int(trainer.sequence_counter.sequences)
     if sparse is not None:
         sparse.remove()
     _save_pretrained(trainer, args, data, metrics, sparse is not None)
     return PretrainResult(trainer=trainer, metrics=metrics, data_report=data.report, model_info=model_info)
+
+
+def check_saved_weights(trainer) -> None:
+    """Stop when the saved model is not the model that was trained: ``from_pretrained`` of the output folder must
+    give every weight the run trained, bit for bit (under FSDP with a sharded state dict ``save_model`` writes no
+    Hugging Face weights at all). Every process takes part in gathering the trained weights; the main one compares."""
+    trained = trainer.accelerator.get_state_dict(trainer.model)
+    if not trainer.is_world_process_zero():
+        return
+    folder = Path(trainer.args.output_dir)
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        raise ValueError(
+            f"{folder}: the trained model was not saved as Hugging Face weights (no *.safetensors): with FSDP use "
+            "fsdp_state_dict_type FULL_STATE_DICT (examples/accelerate_fsdp.yaml), which gathers the weights to save."
+        )
+    saved = {}
+    for path in files:
+        saved.update(load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, weights_only=True))
+    missing = [k for k in trained if k not in saved and not _tied(trainer.model, k)]
+    different = [k for k in trained if k in saved and not torch.equal(trained[k].cpu(), saved[k].cpu())]
+    if missing or different:
+        raise ValueError(
+            f"{folder}: the saved weights are not the trained ones ({len(missing)} missing, e.g. {missing[:3]}; "
+            f"{len(different)} different, e.g. {different[:3]}). Check the accelerate config's state-dict settings."
+        )
+
+
+def _tied(model, name: str) -> bool:
+    """Whether a weight is tied to another one (saved once, as the other)."""
+    keys = getattr(model, "_tied_weights_keys", None) or []
+    if isinstance(keys, dict):
+        keys = list(keys)
+    return any(name == k or name.endswith(k) for k in keys)
 
 
 def _save_pretrained(trainer, args, data: PretrainingData, metrics, sparse: bool):
@@ -457,6 +505,7 @@ def _save_pretrained(trainer, args, data: PretrainingData, metrics, sparse: bool
         datasets=data.hub_datasets,
     )
     trainer.save_model()
+    check_saved_weights(trainer)
     if trainer.is_world_process_zero():
         trainer.create_model_card()
         trainer.save_metrics("all", metrics)
