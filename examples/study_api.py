@@ -1,7 +1,8 @@
 """A custom remove-NSP study through the Python API.
 
 Five arms (RoBERTa's two formats without NSP, BERT's segment pairs and single-sentence pairs with NSP, ALBERT's
-SOP), three seeds, a bigger budget than the default, and a user NER task scored with seqeval.
+SOP), three seeds, a bigger budget than the default, the corpus probes, and real benchmark files as columns (GLUE's
+MRPC as distributed, a CoNLL NER set), each fine-tuned with three fine-tuning seeds.
 
     python examples/study_api.py                                   # CPU: hours (15 runs)
     accelerate launch --config_file examples/accelerate_ddp_8gpu.yaml examples/study_api.py
@@ -16,9 +17,10 @@ args = AblateArguments(
     seeds=[1, 2, 3],
     preset="mini",
     token_budget=5_000_000,
-    downstream=["segment-tagging", "nsp", "sop", "coherence"],
-    # A CoNLL NER set as a user task (WNUT-17 here; any CoNLL-2003 or token<TAB>tag file works):
-    # ner_train_file="wnut17/train.conll", ner_validation_file="wnut17/dev.conll",
+    downstream=["segment-tagging", "coherence-other-document", "coherence-same-document", "connective"],
+    finetune_seeds=3,
+    # Benchmark files as columns, NAME=TRAIN,TEST[,VALIDATION] (uncomment with your copies):
+    # task_files=["mrpc=msr_paraphrase_train.txt,msr_paraphrase_test.txt", "wnut=wnut17/train.conll,wnut17/test.conll"],
 )
 run_study(args)  # resumable: run it again after an interruption
 print(write_report(args.output_dir).read_text().split("## How to read it")[0])

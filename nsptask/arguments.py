@@ -639,6 +639,13 @@ class FinetuneOptions(TaskOptions, ModelOptions):
     preprocessing_num_workers: int | None = field(
         default=None, metadata={"help": "Processes for tokenizing the task data (datasets' num_proc)."}
     )
+    single_segment: bool = field(
+        default=False,
+        metadata={
+            "help": "Feed every token as segment 0 (no token_type_ids): for a model pretrained on single segments "
+            "(RoBERTa's formats), which never trained segment 1. nsptask ablate sets it for its MLM-only arms."
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Write into an existing, non-empty --output_dir (old checkpoints removed)."}
     )
@@ -684,6 +691,7 @@ class EvaluateArguments(TaskOptions):
 # -- the study ----------------------------------------------------------------------------------------------
 
 DEFAULT_ARMS = ["mlm:full-sentences", "mlm+nsp:nsp", "mlm+sop:sop"]
+DEFAULT_PROBES = ("segment-tagging", "sentence-position", "coherence-same-document", "connective")
 KNOWN_ARMS = ["mlm:full-sentences", "mlm:doc-sentences", "mlm+nsp:nsp", "mlm+nsp:sentence-pair", "mlm+sop:sop"]
 
 
@@ -747,24 +755,42 @@ class AblateArguments:
     probe_examples: int = field(default=1024, metadata={"help": "Labelled pairs for a sentence head an arm lacks."})
     probe_epochs: float = field(default=2.0, metadata={"help": "Epochs of that head's training (encoder frozen)."})
     downstream: list[str] = field(
-        default_factory=lambda: ["segment-tagging", "nsp", "sop"],
-        metadata={"help": "Corpus tasks fine-tuned per arm: segment-tagging, nsp, sop, coherence."},
+        default_factory=lambda: list(DEFAULT_PROBES),
+        metadata={
+            "help": "Corpus tasks fine-tuned per arm. Default: "
+            + " ".join(DEFAULT_PROBES)
+            + "; also coherence-other-document (topic-solvable), and nsp, sop, coherence (the objectives again, "
+            "marked so in the report)."
+        },
+    )
+    task_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "User tasks as study columns, several at once: NAME=TRAIN,TEST[,VALIDATION], e.g. "
+            "mrpc=msr_paraphrase_train.txt,msr_paraphrase_test.txt wnut=train.conll,test.conll. GLUE-style TSV "
+            "(MRPC's .txt too), CSV, JSONL or Parquet classification files (columns from the header); .conll: NER."
+        },
+    )
+    finetune_seeds: int = field(
+        default=3,
+        metadata={
+            "help": "Fine-tuning runs per pretrained model and task (seeds 1..N, apart from the pretraining seeds); "
+            "cells take their median, as BERT and RoBERTa report."
+        },
     )
     finetune_epochs: float = field(default=2.0, metadata={"help": "Epochs of each downstream fine-tuning."})
     finetune_learning_rate: float = field(default=5e-4, metadata={"help": "Downstream learning rate."})
-    downstream_max_seq_length: int = field(default=64, metadata={"help": "Length of downstream inputs."})
+    downstream_max_seq_length: int = field(default=128, metadata={"help": "Length of downstream inputs."})
     task_test_fraction: float = field(
         default=0.3, metadata={"help": "Share of the held-out documents in the downstream tasks' test sets."}
     )
-    ner_train_file: str | None = field(default=None, metadata={"help": "A CoNLL NER training file (user task)."})
-    ner_validation_file: str | None = field(default=None, metadata={"help": "Its evaluation file."})
-    classification_train_file: str | None = field(
-        default=None, metadata={"help": "A sentence-pair classification training file (CSV/JSONL/Parquet)."}
+    attn_implementation: Attention | None = field(
+        default=None, metadata={"help": "Attention kernel of every run: eager, sdpa, flash_attention_2."}
     )
-    classification_validation_file: str | None = field(default=None, metadata={"help": "Its evaluation file."})
-    text_a_column: str = field(default="sentence1", metadata={"help": "Classification: first text column."})
-    text_b_column: str | None = field(default="sentence2", metadata={"help": "Classification: second text column."})
-    label_column: str = field(default="label", metadata={"help": "Classification: label column."})
+    bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision in every run."})
+    fp16: bool = field(default=False, metadata={"help": "fp16 mixed precision in every run."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Data loader workers of every run."})
+    report_to: str = field(default="none", metadata={"help": "Loggers of every run (tensorboard, wandb, ...)."})
     keep_checkpoints: bool = field(
         default=False,
         metadata={
@@ -785,33 +811,40 @@ class AblateArguments:
         if self.model_family not in FAMILIES:
             raise ValueError(f"--model_family must be one of {FAMILIES}, got {self.model_family!r}")
         check_path_or_hub_id(self.model_name_or_path, "model folder", "model_name_or_path")
-        unknown = set(self.downstream) - {"segment-tagging", "nsp", "sop", "coherence"}
+        unknown = set(self.downstream) - set(CORPUS_TASKS)
         if unknown:
-            raise ValueError(
-                f"--downstream: unknown tasks {sorted(unknown)}; choose from segment-tagging, nsp, sop, coherence."
-            )
-        if bool(self.ner_train_file) != bool(self.ner_validation_file):
-            raise ValueError("Give both --ner_train_file and --ner_validation_file.")
-        if bool(self.classification_train_file) != bool(self.classification_validation_file):
-            raise ValueError("Give both --classification_train_file and --classification_validation_file.")
-        for name in (
-            "ner_train_file",
-            "ner_validation_file",
-            "classification_train_file",
-            "classification_validation_file",
-        ):
-            path = getattr(self, name)
-            if path and not Path(path).is_file():
-                raise ValueError(f"--{name} {path}: no such file.")
+            raise ValueError(f"--downstream: unknown tasks {sorted(unknown)}; choose from {', '.join(CORPUS_TASKS)}.")
+        _ = self.user_tasks  # checks the files (TaskOptions: they exist)
+        if self.finetune_seeds < 1:
+            raise ValueError(f"--finetune_seeds must be at least 1, got {self.finetune_seeds}")
         if self.token_budget < self.tokens_per_update:
             raise ValueError("--token_budget must be at least --tokens_per_update (one update).")
-        if self.text_b_column in ("none", ""):
-            self.text_b_column = None
 
     @property
     def updates(self) -> int:
         """Optimizer updates per arm (the same for every arm)."""
         return max(1, round(self.token_budget / self.tokens_per_update))
+
+    @property
+    def user_tasks(self) -> dict[str, TaskOptions]:
+        """The ``--task_files`` as task options (``classification`` or, for ``.conll`` files, ``ner``), by name."""
+        tasks = {}
+        for spec in self.task_files:
+            name, _, paths = spec.partition("=")
+            files = [p for p in paths.split(",") if p]
+            if not name or len(files) < 2 or len(files) > 3 or name in tasks or name in CORPUS_TASKS:
+                raise ValueError(
+                    f"--task_files {spec!r}: expected NAME=TRAIN,TEST[,VALIDATION] with a name of its own (not a "
+                    "corpus task's), e.g. mrpc=msr_paraphrase_train.txt,msr_paraphrase_test.txt."
+                )
+            kind = "ner" if all(f.lower().endswith(".conll") for f in files) else "classification"
+            tasks[name] = TaskOptions(
+                task=kind,
+                train_file=files[0],
+                test_file=files[1],
+                validation_file=files[2] if len(files) == 3 else None,
+            )
+        return tasks
 
 
 # -- the other commands -----------------------------------------------------------------------------------------

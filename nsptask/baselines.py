@@ -80,7 +80,8 @@ def overlap_baseline(
         evaluation (`datasets.Dataset`): Held-out pairs to score.
         label_column (`str`): ``next_sentence_label`` or ``sentence_order_label``.
         special_ids (`Iterable[int]`, *optional*): Token ids left out of the overlap (``[CLS]``, ``[SEP]``...).
-        per_example (`bool`, *optional*, defaults to `False`): Also return ``correct``, one 0/1 per held-out pair.
+        per_example (`bool`, *optional*, defaults to `False`): Also return ``correct`` (one 0/1 per held-out pair)
+            and ``predictions``.
 
     Returns:
         `dict` with ``accuracy`` (held-out), ``train_accuracy``, ``majority`` (held-out share of the most
@@ -122,4 +123,5 @@ def overlap_baseline(
     }
     if per_example:
         out["correct"] = (predictions == y_eval).astype(int).tolist()
+        out["predictions"] = predictions.astype(int).tolist()
     return out

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .modeling import word_start_convention
 from .preprocessing import _splitmix64_array
+from .tokenization import word_start_convention
 
 __all__ = ["PretrainingCollator", "INDEX_COLUMN"]
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -40,8 +39,9 @@ from .builder import (
     pretraining_builder,
 )
 from .conll import label_list, read_conll
-from .instances import DocumentGroup, SequenceTemplate, document_seed
 from .preprocessing import salted_keys
+from .probes import PROBES, SEGMENT_LABELS, build_probe
+from .task_files import TaskTable, read_task_file
 from .token_classification import tokenize_and_align_labels
 
 __all__ = [
@@ -53,14 +53,13 @@ __all__ = [
     "load_task_data",
     "load_classification_data",
     "tokenize_pairs",
-    "segment_metrics",
     "pretraining_overlap",
     "check_task_leak",
+    "evaluation_splits",
 ]
 
 logger = logging.getLogger(__name__)
 
-SEGMENT_LABELS = ["O", "B-L", "I-L", "B-R", "I-R"]
 SENTENCE_TASKS = {"nsp": "nsp", "sop": "sop", "coherence": "coherence"}
 
 
@@ -176,120 +175,37 @@ def build_sentence_task(
     return out
 
 
-def _segment_windows(group: DocumentGroup, d: int, cfg: dict, rng: random.Random, other: random.Random, out: dict):
-    """Windows of one document: `budget` tokens from a sentence start; half of them switch, at a later sentence
-    start, to another document's text from one of its sentence starts."""
-    lengths, starts = group.sentence_lengths[d], group.sentence_starts[d]
-    budget, min_side = cfg["max_seq_length"] - 2, cfg["min_side"]
-    doc_end = starts[-1] + lengths[-1]
-    k = 0
-    while k < len(lengths):
-        window_start = starts[k]
-        if doc_end - window_start < budget:
-            break  # not enough text left for a full window: every window has the same length
-        # Sentence starts inside the window that leave at least min_side tokens on both sides.
-        switches = [m for m in range(k + 1, len(lengths)) if min_side <= starts[m] - window_start <= budget - min_side]
-        switch = bool(switches) and rng.random() < cfg["switch_probability"]
-        if switch:
-            m = rng.choice(switches)
-            left = (window_start, starts[m])
-            j = d
-            while j == d or not group.sentence_lengths[j]:
-                j = other.randrange(len(group))
-            need = budget - (left[1] - left[0])
-            candidates = [
-                s
-                for s, start in enumerate(group.sentence_starts[j])
-                if group.sentence_starts[j][-1] + group.sentence_lengths[j][-1] - start >= need
-            ]
-            if not candidates:
-                switch = False
-            else:
-                start = group.sentence_starts[j][other.choice(candidates)]
-                right = (start, start + need)
-        if not switch:
-            left, right, j = (window_start, window_start + budget), (0, 0), d
-        out["left"].append(left)
-        out["right"].append(right)
-        out["doc"].append(group.doc_ids[d])
-        out["other"].append(group.doc_ids[j])
-        # The next window starts at the first sentence after this window's own text.
-        end = window_start + budget
-        while k < len(lengths) and starts[k] < end:
-            k += 1
-
-
 def build_segment_tagging(
     data_args: DataArguments | None = None,
     tokenizer: Any = None,
     task: TaskOptions | None = None,
-    *,
-    switch_probability: float = 0.5,
-    min_side: int = 8,
     documents: dict | None = None,
 ) -> datasets.DatasetDict:
-    """The segment-tagging task from a corpus (documents held out of pretraining, split by document).
+    """The segment-tagging task from a corpus (documents held out of pretraining, split by document): windows of
+    whole sentences, a separator between sentences, that switch (half of those with two sentences or more) after a
+    random sentence to whole sentences of another document; every word labelled (on its first sub-token) with its
+    sentence's side, each sentence one seqeval entity (``B-L I-L ...`` or ``B-R I-R ...``). See
+    :mod:`nsptask.probes`.
 
     Args:
         data_args (`DataArguments`, *optional*): The corpus, its pretraining split, the window length
-            (``instances.max_seq_length``, with ``[CLS]`` and ``[SEP]``) and the seed of the task split and of the
-            windows (``instances.instance_seed``).
+            (``instances.max_seq_length``) and the seed of the task split and of the windows
+            (``instances.instance_seed``).
         tokenizer: The tokenizer of the model the task is for.
         task (`TaskOptions`, *optional*): The task's test and validation shares (:func:`task_documents`).
-        switch_probability (`float`, *optional*, defaults to 0.5): Share of windows that switch to another
-            document.
-        min_side (`int`, *optional*, defaults to 8): Fewest tokens on either side of a switch.
         documents (`dict`, *optional*): The task splits' documents, when already made (:func:`task_documents`).
 
     Returns:
         `datasets.DatasetDict` (``train``, ``test``, maybe ``validation``) with ``input_ids``, ``token_type_ids``
-        (all 0), ``labels`` (``SEGMENT_LABELS`` ids; ``O`` on the special tokens), ``switch`` (index of the
-        first ``R`` token, -1 when the window does not switch), ``a_doc`` and ``b_doc`` (the documents of the
-        ``L`` and ``R`` text; equal when there is no switch).
+        (all 0), ``labels`` (``SEGMENT_LABELS`` ids on word starts, -100 elsewhere), ``word_tags`` (every word's
+        tag), ``sentence_words``, ``switch`` (the first ``R`` sentence, -1 when the window does not switch),
+        ``a_doc`` and ``b_doc`` (the documents of the ``L`` and ``R`` sentences), ``boundary_overlaps``.
     """
     data_args = (data_args or DataArguments()).resolve()
     splits = documents or task_documents(data_args, tokenizer, task)
-    template = SequenceTemplate.of(tokenizer)
-    max_seq_length, seed = data_args.instances.max_seq_length, data_args.instances.instance_seed
-    cfg = {
-        "max_seq_length": max_seq_length - template.single_specials + 2,
-        "min_side": min_side,
-        "switch_probability": switch_probability,
-    }
-    features = datasets.Features(
-        {
-            "input_ids": datasets.List(datasets.Value("int32")),
-            "labels": datasets.List(datasets.Value("int64")),
-            "switch": datasets.Value("int32"),
-            "a_doc": datasets.Value("string"),
-            "b_doc": datasets.Value("string"),
-            "token_type_ids": datasets.List(datasets.Value("int8")),
-        }
+    return build_probe(
+        "segment-tagging", splits, tokenizer, data_args.instances.max_seq_length, data_args.instances.instance_seed
     )
-    out = datasets.DatasetDict()
-    for split, documents in splits.items():
-        columns: dict[str, list] = {k: [] for k in features}
-        for group in _groups(documents):
-            windows: dict[str, list] = {"left": [], "right": [], "doc": [], "other": []}
-            for d in range(len(group)):
-                rng = random.Random(document_seed(seed, 0, group.doc_ids[d], "segments"))
-                other = random.Random(document_seed(seed, 0, group.doc_ids[d], "segments-other"))
-                _segment_windows(group, d, cfg, rng, other, windows)
-            tokens = group.tokens
-            for (ls, le), (rs, re_), a, b in zip(windows["left"], windows["right"], windows["doc"], windows["other"]):
-                left, right = tokens[ls:le].tolist(), tokens[rs:re_].tolist()
-                prefix, suffix = list(template.single_prefix), list(template.single_suffix)
-                columns["input_ids"].append([*prefix, *left, *right, *suffix])
-                labels = [0] * len(prefix) + [1] + [2] * (len(left) - 1)
-                if right:
-                    labels += [3] + [4] * (len(right) - 1)
-                columns["labels"].append(labels + [0] * len(suffix))
-                columns["switch"].append(len(prefix) + len(left) if right else -1)
-                columns["a_doc"].append(a)
-                columns["b_doc"].append(b)
-        columns["token_type_ids"] = [[0] * len(x) for x in columns["input_ids"]]
-        out[split] = datasets.Dataset.from_dict(columns, features=features)
-    return out
 
 
 def pretraining_overlap(model_dir: str | None, documents) -> tuple[int, int, bool]:
@@ -329,96 +245,73 @@ def load_classification_data(
     data_files: dict[str, str] | None = None,
     dataset: Any = None,
     *,
-    text_column: str = "sentence1",
-    text_pair_column: str | None = "sentence2",
-    label_column: str = "label",
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
     label_names: list[str] | None = None,
+    encoding: str = "utf-8",
+    bad_rows: str = "error",
 ):
-    """User sentence(-pair) classification data from CSV / JSONL / Parquet files or a ``DatasetDict``.
+    """User sentence(-pair) classification data from files as GLUE distributes them (TSV with a header, MRPC's
+    ``.txt``), CSV, JSONL or Parquet (:func:`nsptask.task_files.read_task_file`), or from a ``DatasetDict``.
 
-    Labels become a ``labels`` ``ClassLabel`` column; the label set comes from the training split (or
-    `label_names`, e.g. a model's ``id2label``). A label in another split that the training split lacks is an
-    error that names it.
+    The columns are ``text``, ``text_pair`` (pair tasks) and ``labels``, a ``ClassLabel`` whose names are the label
+    strings of the training split, sorted (or `label_names`, e.g. a model's ``id2label``). A label in another split
+    that the training split lacks is an error that names it. Rows a file could not use are counted in the
+    DatasetDict's ``skipped`` (with ``bad_rows="skip"``; else they are errors naming file, line and column).
 
     Args:
-        data_files (`dict[str, str]`, *optional*): ``{"train": path, "validation": path, ...}``.
-        dataset (`datasets.DatasetDict`, *optional*): Instead of files.
-        text_column, text_pair_column, label_column (`str`): Column names (``text_pair_column=None`` for
-            single-sentence tasks such as SST-2).
+        data_files (`dict[str, str]`, *optional*): ``{"train": path, "validation": path, "test": path}``.
+        dataset (`datasets.DatasetDict`, *optional*): Instead of files (its columns named by the options).
+        text_column, text_pair_column, label_column (`str`, *optional*): Column names; default: from a GLUE header
+            (``text_pair_column="none"`` for single-sentence tasks such as SST-2).
         label_names (`list[str]`, *optional*): Fixed label set.
+        encoding (`str`, *optional*, defaults to `"utf-8"`), bad_rows (`str`, *optional*, defaults to `"error"`): How
+            files are read.
 
     Returns:
-        `datasets.DatasetDict` with the text columns and ``labels``.
+        `datasets.DatasetDict` with ``text`` (and ``text_pair``) and ``labels``.
     """
-    if dataset is None:
-        if not data_files:
-            raise ValueError("Give data_files={'train': ..., 'validation': ...} or a dataset.")
-        extension = next(iter(data_files.values())).rsplit(".", 1)[-1].lower()
-        builder = {"jsonl": "json", "json": "json", "csv": "csv", "tsv": "csv", "parquet": "parquet"}.get(extension)
-        if builder is None:
-            raise ValueError(f"Unsupported file type .{extension}: expected .csv, .tsv, .jsonl, .json or .parquet")
-        kwargs = {"delimiter": "\t"} if extension == "tsv" else {}
-        dataset = datasets.load_dataset(builder, data_files=data_files, **kwargs)
-    for split, part in dataset.items():
-        if len(part) == 0:
-            raise ValueError(f"The {split} split is empty: it needs at least one example.")
-        for column in [text_column, label_column] + ([text_pair_column] if text_pair_column else []):
-            if column not in part.column_names:
-                raise ValueError(
-                    f"The {split} split has no column {column!r}; found {part.column_names}. Pass the column names "
-                    "(--text_a_column, --text_b_column, --label_column)."
-                )
-    first = "train" if "train" in dataset else next(iter(dataset))
-    feature = dataset[first].features[label_column]
-    if label_names is None:
-        if isinstance(feature, datasets.ClassLabel):
-            label_names = list(feature.names)
-        else:
-            label_names = sorted({str(v) for v in dataset[first][label_column]})
+    tables = {}
+    if dataset is not None:
+        for split, part in dataset.items():
+            a, b, y = text_column or "sentence1", text_pair_column, label_column or "label"
+            b = None if b == "none" else (b or ("sentence2" if "sentence2" in part.column_names else None))
+            for column in (a, b, y):
+                if column is not None and column not in part.column_names:
+                    raise ValueError(f"The {split} split has no column {column!r}; found {part.column_names}.")
+            values = part[y]
+            if isinstance(part.features[y], datasets.ClassLabel):
+                values = [part.features[y].int2str(v) for v in values]
+            tables[split] = TaskTable(
+                split, list(part[a]), list(part[b]) if b else None, [str(v) for v in values], (a, b, y)
+            )
+    elif not data_files:
+        raise ValueError("Give data_files={'train': ..., 'validation': ...} or a dataset.")
+    else:
+        for split, path in data_files.items():
+            tables[split] = read_task_file(path, text_column, text_pair_column, label_column, encoding, bad_rows)
+    first = "train" if "train" in tables else next(iter(tables))
+    label_names = list(label_names) if label_names is not None else sorted(set(tables[first].labels))
     index = {name: i for i, name in enumerate(label_names)}
-
-    def to_ids(batch, split):
-        values = batch[label_column]
-        if isinstance(dataset[split].features[label_column], datasets.ClassLabel):
-            values = [dataset[split].features[label_column].int2str(v) for v in values]
-        out = []
-        for v in values:
-            if str(v) not in index:
-                raise ValueError(
-                    f"The {split} split has label {v!r}, which the training labels {label_names} do not include. "
-                    "Fix the data, or train with a label set that includes it."
-                )
-            out.append(index[str(v)])
-        return {"labels": out}
-
     result = datasets.DatasetDict()
-    for split, part in dataset.items():
-        converted = part.map(to_ids, batched=True, fn_kwargs={"split": split}, desc=f"Labels ({split})")
-        result[split] = converted.cast_column("labels", datasets.ClassLabel(names=label_names))
+    for split, table in tables.items():
+        unknown = next((v for v in table.labels if v not in index), None)
+        if unknown is not None:
+            raise ValueError(
+                f"The {split} split ({table.path}) has label {unknown!r}, which the training labels {label_names} do "
+                "not include. Fix the data, or train with a label set that includes it."
+            )
+        columns = {"text": table.text, "labels": [index[v] for v in table.labels]}
+        if table.text_pair is not None:
+            columns["text_pair"] = table.text_pair
+        features = datasets.Features(
+            {k: datasets.Value("string") for k in columns if k != "labels"}
+            | {"labels": datasets.ClassLabel(names=label_names)}
+        )
+        result[split] = datasets.Dataset.from_dict(columns, features=features)
+    result.skipped = {split: dict(t.skipped) for split, t in tables.items() if t.skipped}
     return result
-
-
-def segment_metrics(predictions: np.ndarray, dataset) -> dict[str, float]:
-    """Window-level scores of segment tagging: window accuracy (does the window switch documents or not:
-    predicted when any token is tagged ``R``) and the exact switch position (the first token predicted ``R``
-    is the true first ``R`` token), over switched windows; with the majority-class window accuracy."""
-    predictions = np.asarray(predictions)
-    window, position = [], []
-    for prediction, switch, labels in zip(predictions, dataset["switch"], dataset["labels"]):
-        content = np.flatnonzero(np.asarray(labels) != 0)  # the text's positions (not the special tokens)
-        right = content[np.isin(np.asarray(prediction)[content], (3, 4))]
-        predicted = int(right[0]) if len(right) else -1
-        window.append((predicted >= 0) == (switch >= 0))
-        if switch >= 0:
-            position.append(predicted == switch)
-    switched = float(np.mean([s >= 0 for s in dataset["switch"]])) if len(dataset) else float("nan")
-    return {
-        "window_accuracy": float(np.mean(window)) if window else float("nan"),
-        "window_majority": max(switched, 1 - switched),
-        "switch_position_accuracy": float(np.mean(position)) if position else float("nan"),
-        "windows": len(window),
-        "switched_windows": len(position),
-    }
 
 
 def check_task_leak(model_dir: str | None, documents: dict, allow: bool) -> None:
@@ -447,16 +340,26 @@ def build_corpus_task(
     names."""
     if task.task == "segment-tagging":
         return build_segment_tagging(data_args, tokenizer, task, documents=documents), list(SEGMENT_LABELS)
-    data = build_sentence_task(task.task, data_args, tokenizer, task, documents=documents)
+    if task.task in PROBES:
+        documents = documents or task_documents(data_args, tokenizer, task)
+        length, seed = data_args.instances.max_seq_length, data_args.instances.instance_seed
+        data = build_probe(task.task, documents, tokenizer, length, seed)
+    else:
+        data = build_sentence_task(task.task, data_args, tokenizer, task, documents=documents)
     return data, data["train"].features["labels"].names
 
 
-def _evaluation_splits(data: datasets.DatasetDict) -> datasets.DatasetDict:
+def evaluation_splits(data: datasets.DatasetDict) -> datasets.DatasetDict:
     """A corpus task as the Trainer sees it: ``validation`` is what is evaluated during training (the task's test
     set, or its validation set when there is one, and then ``test`` is scored once at the end)."""
+    dropped = getattr(data, "dropped", {})
     if "validation" in data:
-        return datasets.DatasetDict({"train": data["train"], "validation": data["validation"], "test": data["test"]})
-    return datasets.DatasetDict({"train": data["train"], "validation": data["test"]})
+        out = datasets.DatasetDict({"train": data["train"], "validation": data["validation"], "test": data["test"]})
+    else:
+        out = datasets.DatasetDict({"train": data["train"], "validation": data["test"]})
+        dropped = {"validation" if k == "test" else k: v for k, v in dropped.items()}
+    out.dropped = dropped  # what the task left out, per split (counted in the run's metrics)
+    return out
 
 
 def _ner_data(task: TaskOptions, files: dict, data_args: DataArguments, tokenizer, label_names):
@@ -484,13 +387,14 @@ def _ner_data(task: TaskOptions, files: dict, data_args: DataArguments, tokenize
 
 
 def _classification_data(task: TaskOptions, files: dict, data_args: DataArguments, tokenizer, label_names, num_proc):
-    text_b = None if task.text_b_column in (None, "none") else task.text_b_column
     raw = load_classification_data(
         files,
-        text_column=task.text_a_column or "sentence1",
-        text_pair_column=text_b if task.text_b_column is not None else "sentence2",
-        label_column=task.label_column or "label",
+        text_column=task.text_a_column,
+        text_pair_column=task.text_b_column,
+        label_column=task.label_column,
         label_names=label_names,
+        encoding=data_args.reader.encoding,
+        bad_rows=task.bad_rows,
     )
     names = next(iter(raw.values())).features["labels"].names
     tokenized = datasets.DatasetDict()
@@ -499,8 +403,8 @@ def _classification_data(task: TaskOptions, files: dict, data_args: DataArgument
             partial(
                 tokenize_pairs,
                 tokenizer=tokenizer,
-                text_column=task.text_a_column or "sentence1",
-                text_pair_column=text_b if task.text_b_column is not None else "sentence2",
+                text_column="text",
+                text_pair_column="text_pair" if "text_pair" in part.column_names else None,
                 max_length=data_args.instances.max_seq_length,
             ),
             batched=True,
@@ -508,6 +412,7 @@ def _classification_data(task: TaskOptions, files: dict, data_args: DataArgument
             num_proc=num_proc,
             desc=f"Tokenizing ({split})",
         )
+    tokenized.dropped = {split: sum(counts.values()) for split, counts in raw.skipped.items()}
     return tokenized, names
 
 
@@ -539,7 +444,7 @@ def load_task_data(
         documents = task_documents(data_args, tokenizer, task)
         check_task_leak(model_dir, documents, task.allow_pretraining_documents)
         raw, names = build_corpus_task(task, data_args, tokenizer, documents)
-        return _evaluation_splits(raw), names
+        return evaluation_splits(raw), names
     files = {
         k: v
         for k, v in (("train", task.train_file), ("validation", task.validation_file), ("test", task.test_file))

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import transformers
 from seqeval.metrics.sequence_labeling import get_entities
-from sklearn.metrics import classification_report
 from transformers import TrainingArguments
+from transformers.trainer_utils import IntervalStrategy
 
 from .arguments import (
     CORPUS_TASKS,
@@ -46,10 +46,11 @@ from .arguments import (
     check_path_or_hub_id,
 )
 from .builder import PRETRAINING_DOCUMENTS_FILE
-from .downstream import load_task_data, segment_metrics
+from .downstream import load_task_data
 from .metrics import classification_compute_metrics, task_collator_and_metrics
 from .model_card import ModelCardInfo
 from .modeling import load_pretraining_model, model_capabilities, task_model
+from .probes import decode_sentences, segment_window_scores
 from .stats import describe_source
 from .token_classification import seqeval_scores, word_predictions
 from .tokenization import load_tokenizer
@@ -71,7 +72,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Columns the task data keeps for scoring and accounting, not model inputs.
-BOOKKEEPING_COLUMNS = ("a_doc", "b_doc", "switch", "truncated", "words_truncated", "word_tags", "documents")
+BOOKKEEPING_COLUMNS = (
+    "a_doc",
+    "b_doc",
+    "switch",
+    "truncated",
+    "words_truncated",
+    "word_tags",
+    "documents",
+    "overlap_features",
+    "sentence_words",
+    "boundary_overlaps",
+)
 
 
 def _model_inputs(dataset, token_types: str = "keep"):
@@ -172,16 +184,22 @@ def finetune(
         data_args.instances.max_seq_length,
         args.attn_implementation,
     )
+    token_types = "drop" if args.single_segment else capabilities.token_types
     collator, compute_metrics = task_collator_and_metrics(args.task, tokenizer, label_names, args.seqeval_mode)
     callbacks = list(callbacks or [])
     if args.early_stopping_patience:
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     evaluation = data.get("validation")
+    if evaluation is None and args.eval_strategy != "no":
+        if args.load_best_model_at_end:
+            raise ValueError("--load_best_model_at_end chooses a model on the validation set: give --validation_file.")
+        logger.info("nsptask: no validation set, so no evaluation during training; the test set is scored at the end.")
+        args.eval_strategy = IntervalStrategy.NO
     trainer = NspTrainer(
         model=model,
         args=args,
-        train_dataset=_model_inputs(train, capabilities.token_types),
-        eval_dataset=_model_inputs(evaluation, capabilities.token_types) if evaluation is not None else None,
+        train_dataset=_model_inputs(train, token_types),
+        eval_dataset=_model_inputs(evaluation, token_types) if evaluation is not None else None,
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=compute_metrics,
@@ -194,11 +212,11 @@ def finetune(
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in data:
             scores, output = evaluate_split(
-                trainer, data[split], args.task, label_names, prefix, capabilities.token_types, return_output=True
+                trainer, data[split], args.task, label_names, prefix, token_types, return_output=True
             )
             metrics.update(scores)
             outputs[split] = (data[split], output)
-            report = getattr(compute_metrics, "last_report", "") or report
+            report = getattr(trainer, "last_report", "") or getattr(compute_metrics, "last_report", "") or report
     _save(trainer, args, data_args, label_names, metrics, report)
     return FinetuneResult(
         trainer=trainer, metrics=metrics, label_names=list(label_names), report=report, outputs=outputs
@@ -206,12 +224,15 @@ def finetune(
 
 
 def _truncation_counts(data) -> dict[str, int]:
-    return {
+    """Tokens or words truncation cut off, and examples the task data left out, per split (nothing silently)."""
+    counts = {
         f"{split}_truncated": int(np.sum(part[c]))
         for split, part in data.items()
         for c in ("truncated", "words_truncated")
         if c in part.column_names
     }
+    counts.update({f"{split}_left_out": int(n) for split, n in getattr(data, "dropped", {}).items()})
+    return counts
 
 
 def _save(trainer, args: FinetuneArguments, data_args: DataArguments, label_names, metrics, report: str) -> None:
@@ -226,6 +247,7 @@ def _save(trainer, args: FinetuneArguments, data_args: DataArguments, label_name
         "task_validation_fraction": args.task_validation_fraction or 0.0,
         "max_seq_length": data_args.instances.max_seq_length,
         "task_seed": data_args.instances.instance_seed,
+        "single_segment": args.single_segment,
     }
     trainer.save_model()
     if trainer.is_world_process_zero():
@@ -275,21 +297,6 @@ def _copy_records(model_dir: str | None, output_dir: str) -> None:
             shutil.copy(source, Path(output_dir, name))
 
 
-def _segment_tagging_scores(predictions: np.ndarray, dataset, label_names: list[str], prefix: str) -> dict:
-    """Segment tagging's window scores and its per-label (``L``/``R``/``O``) token report."""
-    metrics = {f"{prefix}_{k}": v for k, v in segment_metrics(predictions, dataset).items()}
-    gold, pred = [], []
-    for row_pred, row_labels in zip(predictions, dataset["labels"]):
-        for p, g in zip(row_pred, row_labels):
-            gold.append(label_names[g].split("-")[-1])
-            pred.append(label_names[p].split("-")[-1])
-    report = classification_report(gold, pred, labels=["L", "R", "O"], output_dict=True, zero_division=0)
-    for name in ("L", "R", "O"):
-        for k in ("precision", "recall", "f1-score", "support"):
-            metrics[f"{prefix}_label_{name}_{k.replace('-score', '')}"] = float(report[name][k])
-    return metrics
-
-
 def evaluate_split(
     trainer,
     dataset,
@@ -299,9 +306,11 @@ def evaluate_split(
     token_types: str = "keep",
     return_output: bool = False,
 ):
-    """Evaluate on one split. Token tasks get the seqeval scores; segment tagging adds the per-label
-    (``L``/``R``/``O``) token report and the window and switch-position accuracies. With `return_output`, also
-    return the ``PredictionOutput``."""
+    """Evaluate on one split. Token tasks get the seqeval scores over every word (micro, macro and weighted F1; per
+    entity type precision, recall, F1 and support). Segment tagging is scored by sentence: each sentence takes the
+    side most of its words are tagged with (:func:`nsptask.probes.decode_sentences`), one entity per sentence, ``R``
+    the headline; it adds the word-level F1 as tagged (``word_level_f1``) and the window and switch-position
+    accuracies. With `return_output`, also return the ``PredictionOutput``."""
     output = trainer.predict(_model_inputs(dataset, token_types), metric_key_prefix=prefix)
     metrics = dict(output.metrics)
     if "word_tags" in dataset.column_names and "words_truncated" in dataset.column_names:
@@ -310,14 +319,22 @@ def evaluate_split(
         true_tags, predicted_tags = word_predictions(
             predictions, np.asarray(output.label_ids), label_names, word_tags=dataset["word_tags"]
         )
-        scores = seqeval_scores(true_tags, predicted_tags, getattr(trainer.args, "seqeval_mode", None))
-        for key in ("precision", "recall", "f1", "macro_f1", "accuracy"):
+        mode = getattr(trainer.args, "seqeval_mode", None)
+        if task == "segment-tagging":
+            # Word-level entities as tagged, then the headline: every sentence one entity (decode_sentences).
+            raw = seqeval_scores(true_tags, predicted_tags, mode)
+            metrics.update({f"{prefix}_word_level_f1": raw["f1"]})
+            metrics.update({f"{prefix}_word_level_f1_{k}": row["f1-score"] for k, row in raw["per_type"].items()})
+            predicted_tags = decode_sentences(true_tags, predicted_tags)
+            metrics.update({f"{prefix}_{k}": v for k, v in segment_window_scores(true_tags, predicted_tags).items()})
+        scores = seqeval_scores(true_tags, predicted_tags, mode)
+        for key in ("precision", "recall", "f1", "macro_f1", "weighted_f1", "accuracy"):
             metrics[f"{prefix}_{key}"] = float(scores[key])
         for entity, row in scores["per_type"].items():
-            metrics[f"{prefix}_f1_{entity}"] = row["f1-score"]
+            for name in ("precision", "recall", "f1-score", "support"):
+                metrics[f"{prefix}_{name.replace('-score', '')}_{entity}"] = float(row[name])
         metrics[f"{prefix}_words_truncated"] = int(np.sum(dataset["words_truncated"]))
-    if task == "segment-tagging":
-        metrics.update(_segment_tagging_scores(np.asarray(output.predictions).argmax(-1), dataset, label_names, prefix))
+        trainer.last_report = scores["report"]
     return (metrics, output) if return_output else metrics
 
 
@@ -366,6 +383,7 @@ def evaluate_model(args: EvaluateArguments, data_args=None, *, tokenizer=None) -
             "like the model's training data."
         )
     capabilities = model_capabilities(config, tokenizer, data_args.instances.max_seq_length)
+    token_types = "drop" if record.get("single_segment") else capabilities.token_types
     collator, compute_metrics = task_collator_and_metrics(args.task, tokenizer, label_names, args.seqeval_mode)
     output_dir = args.output_dir or args.model_name_or_path
     trainer = transformers.Trainer(
@@ -383,9 +401,7 @@ def evaluate_model(args: EvaluateArguments, data_args=None, *, tokenizer=None) -
     metrics: dict[str, Any] = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in data:
-            metrics.update(
-                evaluate_split(trainer, data[split], args.task, label_names, prefix, capabilities.token_types)
-            )
+            metrics.update(evaluate_split(trainer, data[split], args.task, label_names, prefix, token_types))
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     Path(output_dir, "eval_results.json").write_text(json.dumps(metrics, indent=2))
     if getattr(compute_metrics, "last_report", ""):

@@ -24,6 +24,7 @@ import torch
 import transformers
 
 from .arguments import TOKEN_TASKS
+from .probes import decode_sentences
 from .token_classification import word_predictions
 
 __all__ = [
@@ -149,12 +150,16 @@ def classification_compute_metrics(num_labels: int) -> Callable:
     return compute_metrics
 
 
-def token_classification_compute_metrics(label_names: list[str], mode: str | None = None) -> Callable:
+def token_classification_compute_metrics(
+    label_names: list[str], mode: str | None = None, sentences: bool = False
+) -> Callable:
     """``compute_metrics`` for token classification: seqeval on word-level predictions, through the ``evaluate``
     module nsptask ships (:func:`nsptask.metrics.load_metric`), as transformers' ``run_ner`` does with the Hub's.
 
     Returns a function whose result has ``precision``, ``recall``, ``f1``, ``macro_f1``, ``accuracy`` and
-    ``f1_<TYPE>`` per entity type; the last text report is kept in ``compute_metrics.last_report``.
+    ``f1_<TYPE>`` per entity type; the last text report is kept in ``compute_metrics.last_report``. With
+    `sentences` (segment tagging), the word predictions are read as sentences first
+    (:func:`nsptask.probes.decode_sentences`).
     """
     metric = load_metric("seqeval")
 
@@ -163,6 +168,8 @@ def token_classification_compute_metrics(label_names: list[str], mode: str | Non
         if predictions.ndim == 3:
             predictions = predictions.argmax(-1)
         true_tags, predicted_tags = word_predictions(predictions, np.asarray(eval_pred.label_ids), label_names)
+        if sentences:
+            predicted_tags = decode_sentences(true_tags, predicted_tags)
         scores = metric.compute(predictions=predicted_tags, references=true_tags, mode=mode)
         compute_metrics.last_report = scores["report"]
         compute_metrics.last_scores = scores
@@ -182,6 +189,6 @@ def task_collator_and_metrics(task: str, tokenizer, label_names: list[str], seqe
     classification scores."""
     if task in TOKEN_TASKS:
         collator = transformers.DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8)
-        return collator, token_classification_compute_metrics(label_names, seqeval_mode)
+        return collator, token_classification_compute_metrics(label_names, seqeval_mode, task == "segment-tagging")
     collator = transformers.DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
     return collator, classification_compute_metrics(len(label_names))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from transformers.models.auto.modeling_auto import (
 from transformers.utils import ModelOutput
 
 from .arguments import DEFAULT_FORMATS, FAMILIES, FAMILY_TOKENIZERS, OBJECTIVES, PRESET_NAMES, SENTENCE_FORMATS
+from .tokenization import word_start_convention
 
 __all__ = [
     "OBJECTIVES",
@@ -85,7 +85,11 @@ PRESETS: dict[str, dict[str, int]] = {
 
 # The repeated blocks of the families whose transformers classes name none (`_no_split_modules` empty): FSDP's
 # transformer wrap policy and device maps read them; accelerate's FSDP plugin fails without any.
-NO_SPLIT_MODULES = {"albert": ["AlbertLayerGroup"], "deberta-v2": ["DebertaV2Layer"], "distilbert": ["TransformerBlock"]}
+NO_SPLIT_MODULES = {
+    "albert": ["AlbertLayerGroup"],
+    "deberta-v2": ["DebertaV2Layer"],
+    "distilbert": ["TransformerBlock"],
+}
 
 
 def with_no_split_modules(model):
@@ -461,31 +465,6 @@ class ModelCapabilities:
     word_start: tuple[str, str] | None
     padding_side: str
     max_positions: int
-
-
-def word_start_convention(tokenizer) -> tuple[str, str] | None:
-    """How the tokenizer marks words, read from its ``tokenizer.json``: WordPiece continuation prefix, byte-level
-    BPE's ``Ġ`` word starts, SentencePiece's ``▁`` word starts."""
-    state = json.loads(tokenizer.backend_tokenizer.to_str())
-    model = state.get("model") or {}
-    if model.get("type") == "WordPiece":
-        return ("continues", model.get("continuing_subword_prefix") or "##")
-
-    def walk(node):
-        if not node:
-            return
-        yield node
-        for child in node.get("pretokenizers", []) or []:
-            yield from walk(child)
-
-    for node in walk(state.get("pre_tokenizer")):
-        if node.get("type") == "ByteLevel":
-            return ("starts", "\u0120")
-        if node.get("type") == "Metaspace":
-            return ("starts", node.get("replacement") or "\u2581")
-    if model.get("continuing_subword_prefix"):
-        return ("continues", model["continuing_subword_prefix"])
-    return None
 
 
 def model_capabilities(config, tokenizer, max_seq_length: int | None = None, whole_word_mask: bool = False):

@@ -4,24 +4,34 @@ An *arm* is an objective with its data format (``mlm:full-sentences``, ``mlm+nsp
 equal, and checked:
 
 - **Same start.** For each seed one initial model with every head (encoder, MLM head, sentence head) is built
-  once and saved in ``init/seedN``; every arm starts from it (an MLM-only arm loads its encoder and MLM head).
+  once and saved in ``init/seedN``; every arm starts from it. Each pretraining run records the hash of the encoder
+  it loaded from there (``initial_encoder_hash``) and, when the run starts at step 0, of the encoder the Trainer
+  started from (``step0_encoder_hash``); every fine-tuning run records the hash it started from
+  (``start_encoder_hash``), equal to its arm's final encoder (``final_encoder_hash``).
 - **Same budget.** Every arm gets the same number of optimizer updates and the same number of tokens per update,
   counted over all processes: the batch size is scaled per arm from its mean instance length (RoBERTa's way for
   DOC-SENTENCES). The report states the tokens, updates and sequences each arm saw, measured from the Trainer.
 - **Same documents.** One document split (``--validation_fraction``, ``--split_seed``; ``--vary_split`` changes it
   with the seed) for pretraining, intrinsic evaluation and the downstream tasks; downstream tasks split the
-  held-out documents again on both sides of a pair. Intrinsic sets are seeded samples across all held-out
-  documents, the same for every arm; MLM is scored on a neutral format (single-segment blocks within one
-  document, ``doc-sentences``) with the same masks for every arm, beside each arm's in-format MLM.
+  held-out documents again by document. Intrinsic sets are seeded samples across all held-out documents, the same
+  for every arm; MLM is scored on a neutral format (single-segment blocks within one document, ``doc-sentences``)
+  with the same masks for every arm, beside each arm's in-format MLM.
+- **Same inputs it trained on.** An arm pretrained on single segments (``full-sentences``, ``doc-sentences``) never
+  trained token type 1, so its probes and fine-tuning runs feed every token as segment 0 (``single_segment``);
+  the report states each arm's input format.
 
-Each (arm, seed) is then judged on held-out MLM, NSP and SOP accuracy (the arm's own sentence head where it was
-trained for that task, else a fresh head (and pooler) trained briefly on a fixed labelled set with the encoder
-frozen, as ALBERT scored its NSP model on SOP), and downstream: segment tagging, NSP and SOP as tasks, and any user tasks.
-Per-example results are kept, so the report gives intervals (bootstrap over examples, and over seeds).
+Each (arm, seed) is judged on held-out MLM, NSP and SOP (the arm's own sentence head where it was trained for that
+task, else a fresh head, seeded, trained briefly with the encoder frozen, as ALBERT scored its NSP model on SOP),
+and downstream: the corpus probes of :mod:`nsptask.probes` (not the objectives) and any user tasks
+(``--task_files``), each fine-tuned ``--finetune_seeds`` times (fine-tuning seeds 1..N, the same for every arm, apart
+from the pretraining seeds). Every score is kept per example with its document, and the references that need no
+model (majority class, word overlap, the segment-tagging rules) are scored on the same examples, so the report's
+intervals and comparisons are paired and clustered by document (:mod:`nsptask.intervals`).
 
-The study directory records every finished step in ``STEP/done.json``; a re-run skips what is done and
-resumes an interrupted pretraining from its last checkpoint. Under ``accelerate launch`` every process
-runs the same steps (the Trainer distributes each), and only the main process writes.
+The study directory records every finished step in ``STEP/done.json``; a re-run skips what is done and resumes an
+interrupted pretraining from its last checkpoint. Under ``accelerate launch`` every process runs the same steps
+(the Trainer distributes each), and only the main process writes. Each step is announced on the ``nsptask`` logger
+as ``[k/N] what, arm, seed`` and its progress bars carry the same label.
 """
 
 from __future__ import annotations
@@ -34,10 +44,11 @@ import resource
 import shutil
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 import pyarrow.compute as pc
 import transformers
@@ -46,13 +57,23 @@ from seqeval.metrics.sequence_labeling import get_entities
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from .arguments import DEFAULT_ARMS, KNOWN_ARMS, TOKEN_TASKS, AblateArguments, DataArguments, parse_arm
+from .arguments import (
+    DEFAULT_ARMS,
+    KNOWN_ARMS,
+    AblateArguments,
+    DataArguments,
+    TaskOptions,
+    parse_arm,
+)
 from .baselines import overlap_baseline
 from .builder import PRETRAINING_DOCUMENTS_FILE, build_pretraining_dataset, training_document_hashes
 from .collator import PretrainingCollator
+from .downstream import build_corpus_task, check_task_leak, evaluation_splits, load_task_data, task_documents
 from .finetuning import FinetuneArguments, finetune
+from .instances import PAIR_FORMATS
 from .modeling import build_model, load_pretraining_model, model_capabilities, sentence_label_argument
-from .report import write_report
+from .probes import decode_sentences, overlap_predictions, segment_baselines
+from .report import REPEATS_OBJECTIVE, write_report
 from .token_classification import word_predictions
 from .tokenization import load_tokenizer
 from .training import (
@@ -66,7 +87,16 @@ from .training import (
     use_given_progress_callback,
 )
 
-__all__ = ["AblateArguments", "run_study", "parse_arm", "DEFAULT_ARMS", "KNOWN_ARMS", "initial_model_dir"]
+__all__ = [
+    "AblateArguments",
+    "run_study",
+    "parse_arm",
+    "DEFAULT_ARMS",
+    "KNOWN_ARMS",
+    "initial_model_dir",
+    "encoder_hash",
+    "REPEATS_OBJECTIVE",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +106,11 @@ EVAL_SAMPLE_SEED = 0
 
 def _arm_dir(arm: str) -> str:
     return arm.replace("+", "-").replace(":", "_")
+
+
+def single_segment(arm: str) -> bool:
+    """Whether an arm pretrained on single segments (its format has no segment B), so never trained token type 1."""
+    return parse_arm(arm)[1] not in PAIR_FORMATS
 
 
 class _Step:
@@ -99,14 +134,37 @@ class _Step:
         return result
 
 
+class _Progress:
+    """Numbered steps: ``[k/N] label`` on the ``nsptask`` logger when a step runs, the label on its bars."""
+
+    def __init__(self, total: int):
+        self.total, self.count = total, 0
+
+    def run(self, step: _Step, label: str, work) -> dict:
+        """The step's recorded result, or `work(bars)` run and recorded; `bars` is the step's labelled callback."""
+        self.count += 1
+        tag = f"[{self.count}/{self.total}] {label}"
+        done = step.result()
+        if done is not None:
+            logger.debug("%s: done before", tag)
+            return done
+        logger.info("%s", tag)
+        step.started = time.time()
+        return step.finish(work(BarsOnlyProgressCallback(description=tag)))
+
+
 def _quiet_args(**kwargs) -> dict:
     return {"report_to": "none", "disable_tqdm": False, "dataloader_pin_memory": False, "save_total_limit": 1, **kwargs}
 
 
-def _bars_only() -> list:
-    """Callbacks for the study's runs: progress bars, no log dictionaries on the console (they stay in
-    ``log_history``, which the learning curves read)."""
-    return [BarsOnlyProgressCallback()]
+def _run_args(args: AblateArguments) -> dict:
+    """The run options the study passes to every pretraining and fine-tuning run."""
+    return _quiet_args(
+        report_to=args.report_to,
+        bf16=args.bf16,
+        fp16=args.fp16,
+        dataloader_num_workers=args.dataloader_num_workers,
+    )
 
 
 def encoder_hash(model) -> str:
@@ -117,25 +175,22 @@ def encoder_hash(model) -> str:
         if name.startswith("pooler."):
             continue
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
-def _starting_weights():
-    """A Trainer callback that hashes the encoder the training starts from (at step 0 only) into ``.value``."""
+class StartingWeights(TrainerCallback):
+    """Hashes the encoder a training run starts from (at step 0 only) into ``value``."""
 
-    class StartingWeights(TrainerCallback):
-        value = None
+    value: str | None = None
 
-        def on_train_begin(self, args, state, control, model=None, **kwargs):
-            if state.global_step == 0 and model is not None:
-                self.value = encoder_hash(model)
-
-    return StartingWeights()
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 0 and model is not None:
+            self.value = encoder_hash(model)
 
 
-def _quiet_trainer(trainer):
-    trainer.add_callback(_bars_only()[0])
+def _quiet_trainer(trainer, bars: BarsOnlyProgressCallback):
+    trainer.add_callback(bars)
     return use_given_progress_callback(trainer)
 
 
@@ -171,9 +226,9 @@ def _eval_sample(dataset, n: int):
     return dataset.shuffle(seed=EVAL_SAMPLE_SEED).select(range(n))
 
 
-def _documents_covered(dataset) -> int:
-    columns = [c for c in ("doc_index", "b_doc_index", "last_doc_index") if c in dataset.column_names]
-    return len({d for c in columns for d in dataset[c]})
+def _instance_documents(dataset) -> list[int]:
+    """Each instance's (first) document: the cluster the report's bootstrap resamples."""
+    return [int(d) for d in dataset["doc_index"]]
 
 
 def _examples_hash(dataset) -> str:
@@ -212,19 +267,13 @@ def _initial_model(args: AblateArguments, data_args, tokenizer, seed: int, root:
     if _is_main():
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+    PartialState().wait_for_everyone()
     return str(out)
 
 
-def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokenizer, init_dir: str, out: Path) -> dict:
-    objective, data_format = parse_arm(arm)
-    data, builder = _data(args, data_args, data_format, tokenizer, seed, with_builder=True)
-    train = data["train"]
-    mean_length = float(pc.mean(pc.list_value_length(train.data.column("input_ids"))).as_py())
-    world = _world_size()
-    batch = max(1, round(args.tokens_per_update / (mean_length * world)))
+def _pretraining_args(args: AblateArguments, objective: str, init_dir: str, batch: int, seed: int, out: Path):
     eval_steps = max(1, args.updates // max(args.eval_points, 1))
-    evaluation = _eval_sample(data["validation"], args.max_eval_samples)
-    training_args = NspTrainingArguments(
+    return NspTrainingArguments(
         output_dir=str(out),
         objective=objective,
         model_name_or_path=init_dir,
@@ -237,21 +286,32 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         logging_steps=max(1, eval_steps // 2),
         seed=seed,
         overwrite_output_dir=True,
-        **_quiet_args(),
+        attn_implementation=args.attn_implementation,
+        **_run_args(args),
     )
+
+
+def _pretrain_arm(args, data_args, arm: str, seed: int, tokenizer, init_dir: str, out: Path, bars) -> dict:
+    objective, data_format = parse_arm(arm)
+    data, builder = _data(args, data_args, data_format, tokenizer, seed, with_builder=True)
+    train = data["train"]
+    mean_length = float(pc.mean(pc.list_value_length(train.data.column("input_ids"))).as_py())
+    world = _world_size()
+    batch = max(1, round(args.tokens_per_update / (mean_length * world)))
+    evaluation = _eval_sample(data["validation"], args.max_eval_samples)
+    training_args = _pretraining_args(args, objective, init_dir, batch, seed, out)
     resume = out.is_dir() and get_last_checkpoint(str(out)) is not None
-    start = _starting_weights()
-    arm_data = _study_data(data_args, args, seed, data_format)
+    initial_hash = encoder_hash(load_pretraining_model(init_dir, objective))  # what this arm's class loads
+    start = StartingWeights()
     result = pretrain(
         training_args,
-        arm_data,
+        _study_data(data_args, args, seed, data_format),
         train_dataset=train,
         eval_dataset=evaluation,
         tokenizer=tokenizer,
-        callbacks=[*_bars_only(), start],
+        callbacks=[bars, start],
         resume_from_checkpoint=True if resume else None,
     )
-
     if _is_main():  # the record that lets the downstream tasks check they use no pretraining document
         np.save(out / PRETRAINING_DOCUMENTS_FILE, training_document_hashes(builder))
     state = result.trainer.state
@@ -260,7 +320,7 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         for entry in state.log_history
         if "eval_loss" in entry
     ]
-    if not args.keep_checkpoints:
+    if not args.keep_checkpoints and _is_main():
         for checkpoint in out.glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
     final = curve[-1] if curve else {}
@@ -268,11 +328,14 @@ def _pretrain_arm(args: AblateArguments, data_args, arm: str, seed: int, tokeniz
         "arm": arm,
         "objective": objective,
         "data_format": data_format,
+        "single_segment": single_segment(arm),
         "seed": seed,
         "initial_model": init_dir,
-        # A hash of the encoder's weights as the Trainer started from them (None after a resumption): equal for
-        # every arm of a seed when they really start from the same weights.
-        "initial_encoder_hash": start.value,
+        # Hashes of the encoder: as loaded from the seed's initial model (always), as the Trainer started from it
+        # (None after a resumption), and as trained. The first two are equal for every arm of a seed.
+        "initial_encoder_hash": initial_hash,
+        "step0_encoder_hash": start.value,
+        "final_encoder_hash": encoder_hash(result.trainer.model),
         "updates": int(state.global_step),
         "tokens_seen": int(state.num_input_tokens_seen),
         "sequences_seen": int(result.metrics["train_sequences_seen"]),
@@ -291,19 +354,16 @@ def _world_size() -> int:
     return PartialState().num_processes
 
 
-def _predict(trainer, dataset):
-    out = trainer.predict(dataset)
-    return out.predictions, out.label_ids
+# -- intrinsic ---------------------------------------------------------------------------------------------
 
 
-def _mlm_examples(args, data_args, model_dir: str, tokenizer, seed: int, out: Path) -> dict:
+def _mlm_examples(args, data_args, model_dir: str, tokenizer, seed: int, out: Path, bars) -> dict:
     """MLM on the neutral format, the same instances and masks for every arm: per-sequence correct and total."""
     evaluation = _eval_sample(
         _data(args, data_args, MLM_EVAL_FORMAT, tokenizer, seed)["validation"], args.max_eval_samples
     )
     model = load_pretraining_model(model_dir, "mlm")
     capabilities = model_capabilities(model.config, tokenizer)
-
     trainer = NspTrainer(
         model=model,
         args=transformers.TrainingArguments(
@@ -311,73 +371,72 @@ def _mlm_examples(args, data_args, model_dir: str, tokenizer, seed: int, out: Pa
             per_device_eval_batch_size=64,
             remove_unused_columns=False,
             label_names=["labels"],
-            **_quiet_args(),
+            **_run_args(args),
         ),
         # A fixed masking seed: every arm sees exactly the same masked positions and replacements.
         data_collator=PretrainingCollator(tokenizer, seed=EVAL_SAMPLE_SEED, token_types=capabilities.token_types),
         mlm_key="labels",
     )
-    _quiet_trainer(trainer)
+    _quiet_trainer(trainer, bars)
     columns = ["input_ids", "attention_mask"] + (["token_type_ids"] if capabilities.token_types == "keep" else [])
-    (predictions, _, counts), labels = _predict(trainer, _model_columns(_with_index(evaluation), columns))
+    output = trainer.predict(_model_columns(_with_index(evaluation), columns))
+    (predictions, _, _), labels = output.predictions, output.label_ids
     correct = ((predictions == labels) & (labels != -100)).sum(-1)
     return {
         "correct": correct.astype(int).tolist(),
         "total": (labels != -100).sum(-1).astype(int).tolist(),
-        "instances": len(evaluation),
-        "documents": _documents_covered(evaluation),
+        "documents": _instance_documents(evaluation),
         "examples_hash": _examples_hash(evaluation),
     }
 
 
-def _sentence_examples(args, data_args, pretrained: dict, task: str, tokenizer, seed: int, out: Path) -> dict:
-    """NSP or SOP accuracy per held-out pair: with the arm's own head when it was trained for the task, else with
-    a fresh head trained on a fixed labelled set, the encoder frozen."""
+def _own_head_logits(args, model_dir: str, evaluation, tokenizer, out: Path, bars):
+    model = load_pretraining_model(model_dir)
+    capabilities = model_capabilities(model.config, tokenizer)
+    key = sentence_label_argument(model)
+    trainer = NspTrainer(
+        model=model,
+        args=transformers.TrainingArguments(
+            output_dir=str(out),
+            per_device_eval_batch_size=64,
+            remove_unused_columns=False,
+            label_names=[key],
+            **_run_args(args),
+        ),
+        data_collator=transformers.DataCollatorWithPadding(tokenizer),
+        sentence_key=key,
+    )
+    columns = ["input_ids", "attention_mask", key] + (["token_type_ids"] if capabilities.token_types == "keep" else [])
+    dataset = _model_columns(_rename_sentence_label(evaluation, key), columns)
+    if "instance_index" in dataset.column_names:
+        dataset = dataset.remove_columns(["instance_index"])
+    predictions = _quiet_trainer(trainer, bars).predict(dataset).predictions
+    return predictions[-1] if isinstance(predictions, tuple) else predictions
+
+
+def _sentence_examples(args, data_args, pretrained: dict, task: str, tokenizer, seed: int, out: Path, bars) -> dict:
+    """NSP or SOP predictions per held-out pair: with the arm's own head when it was trained for the task, else with
+    a fresh head (seeded) trained on a fixed labelled set, the encoder frozen."""
     data = _data(args, data_args, task, tokenizer, seed)
     evaluation = _eval_sample(data["validation"], args.max_eval_samples)
     label = "next_sentence_label" if task == "nsp" else "sentence_order_label"
-    truth = np.asarray(evaluation[label])
     objective, data_format = pretrained["objective"], pretrained["data_format"]
     own_head = objective != "mlm" and (data_format == "sop") == (task == "sop")
-    model_dir = pretrained["model_dir"]
     if own_head:
-        model = load_pretraining_model(model_dir)
-        capabilities = model_capabilities(model.config, tokenizer)
-        key = sentence_label_argument(model)
-        trainer = NspTrainer(
-            model=model,
-            args=transformers.TrainingArguments(
-                output_dir=str(out / task),
-                per_device_eval_batch_size=64,
-                remove_unused_columns=False,
-                label_names=[key],
-                **_quiet_args(),
-            ),
-            data_collator=transformers.DataCollatorWithPadding(tokenizer),
-            sentence_key=key,
-        )
-        columns = ["input_ids", "attention_mask", key] + (
-            ["token_type_ids"] if capabilities.token_types == "keep" else []
-        )
-        dataset = _model_columns(_rename_sentence_label(evaluation, key), columns)
-        predictions, _ = _predict(
-            _quiet_trainer(trainer),
-            dataset.remove_columns(["instance_index"]) if "instance_index" in dataset.column_names else dataset,
-        )
-        logits = predictions[-1] if isinstance(predictions, tuple) else predictions
+        logits = _own_head_logits(args, pretrained["model_dir"], evaluation, tokenizer, out / task, bars)
         scored_with = "own head"
     else:
         train = data["train"].shuffle(seed=EVAL_SAMPLE_SEED).select(range(min(args.probe_examples, len(data["train"]))))
-        logits = _probe(args, model_dir, train, evaluation, label, tokenizer, seed, out / task)
+        single = pretrained.get("single_segment", False)
+        logits = _probe(
+            args, pretrained["model_dir"], train, evaluation, label, tokenizer, seed, out / task, bars, single
+        )
         scored_with = "probe (head trained, encoder frozen)"
-    correct = (np.asarray(logits).argmax(-1) == truth).astype(int)
-    share = float(truth.mean()) if len(truth) else 0.0
     return {
-        "correct": correct.tolist(),
-        "majority": max(share, 1 - share),
+        "predictions": np.asarray(logits).argmax(-1).astype(int).tolist(),
+        "labels": [int(v) for v in evaluation[label]],
+        "documents": _instance_documents(evaluation),
         "scored_with": scored_with,
-        "instances": len(evaluation),
-        "documents": _documents_covered(evaluation),
         "examples_hash": _examples_hash(evaluation),
     }
 
@@ -387,14 +446,14 @@ def _pairs(dataset, label: str, token_types: str):
     return dataset.remove_columns([c for c in dataset.column_names if c not in keep]).rename_column(label, "labels")
 
 
-def _probe(args, model_dir, train, evaluation, label, tokenizer, seed, out: Path):
-    """A fresh sentence-classification head (with the family's pooler, if any) on the frozen encoder, trained briefly
-    on a fixed labelled set;
-    returns its logits on the evaluation pairs."""
+def _probe(args, model_dir, train, evaluation, label, tokenizer, seed, out: Path, bars, single: bool):
+    """A fresh sentence-classification head (with the family's pooler, if any), initialised from `seed`, on the frozen
+    encoder, trained briefly on a fixed labelled set; returns its logits on the evaluation pairs."""
     config = transformers.AutoConfig.from_pretrained(model_dir)
     config.num_labels = 2
+    transformers.set_seed(seed)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir, config=config)
-    capabilities = model_capabilities(model.config, tokenizer)
+    token_types = "drop" if single else model_capabilities(model.config, tokenizer).token_types
     prefix = model.base_model_prefix + "."
     for name, parameter in model.named_parameters():
         parameter.requires_grad = not name.startswith(prefix) or ".pooler." in name
@@ -409,147 +468,318 @@ def _probe(args, model_dir, train, evaluation, label, tokenizer, seed, out: Path
             save_strategy="no",
             eval_strategy="no",
             seed=seed,
-            **_quiet_args(),
+            **_run_args(args),
         ),
-        train_dataset=_pairs(train, label, capabilities.token_types),
+        train_dataset=_pairs(train, label, token_types),
         data_collator=transformers.DataCollatorWithPadding(tokenizer),
     )
-    _quiet_trainer(trainer)
+    _quiet_trainer(trainer, bars)
     trainer.train()
-    return trainer.predict(_pairs(evaluation, label, capabilities.token_types)).predictions
+    return trainer.predict(_pairs(evaluation, label, token_types)).predictions
 
 
-def _intrinsic(args, data_args, pretrained: dict, seed: int, tokenizer, out: Path) -> dict:
-    metrics: dict[str, Any] = {"mlm": _mlm_examples(args, data_args, pretrained["model_dir"], tokenizer, seed, out)}
-    mlm = metrics["mlm"]
-    metrics["mlm_accuracy"] = sum(mlm["correct"]) / max(sum(mlm["total"]), 1)
+def _intrinsic(args, data_args, pretrained: dict, seed: int, tokenizer, out: Path, bars) -> dict:
+    mlm = _mlm_examples(args, data_args, pretrained["model_dir"], tokenizer, seed, out, bars)
+    metrics: dict[str, Any] = {"mlm": mlm, "mlm_accuracy": sum(mlm["correct"]) / max(sum(mlm["total"]), 1)}
     for task in ("nsp", "sop"):
-        result = _sentence_examples(args, data_args, pretrained, task, tokenizer, seed, out)
+        result = _sentence_examples(args, data_args, pretrained, task, tokenizer, seed, out, bars)
         metrics[task] = result
-        metrics[f"{task}_accuracy"] = float(np.mean(result["correct"])) if result["correct"] else float("nan")
+        metrics[f"{task}_accuracy"] = float(np.mean(np.equal(result["predictions"], result["labels"])))
         metrics[f"{task}_scored_with"] = result["scored_with"]
     return metrics
 
 
-def _baselines(args, data_args, tokenizer, seed: int) -> dict:
-    """What topic alone scores on the held-out NSP and SOP pairs the arms are scored on (no model)."""
-    result = {}
-    for task, label in (("nsp", "next_sentence_label"), ("sop", "sentence_order_label")):
-        data = _data(args, data_args, task, tokenizer, seed)
-        evaluation = _eval_sample(data["validation"], args.max_eval_samples)
-        result[task] = overlap_baseline(data["train"], evaluation, label, tokenizer.all_special_ids, per_example=True)
-    return result
+# -- downstream --------------------------------------------------------------------------------------------
 
 
-def _entity_counts(true_rows: list[list[str]], pred_rows: list[list[str]]) -> list[list[int]]:
-    """Per sentence: (true positives, false positives, false negatives) of seqeval entities."""
+@dataclass
+class StudyTask:
+    """One downstream column: its options, its data (as fine-tuning sees it), label names, and the task documents
+    (corpus tasks: checked against each arm's pretraining documents)."""
+
+    name: str
+    options: TaskOptions
+    data: datasets.DatasetDict
+    label_names: list[str]
+    documents: dict | None = None
+
+    @property
+    def scored_split(self) -> str:
+        """The split the study scores: ``test`` when the task has one besides its validation set."""
+        return "test" if "test" in self.data else "validation"
+
+    @property
+    def token_task(self) -> bool:
+        return self.options.token_task
+
+
+def downstream_tasks(args: AblateArguments) -> list[str]:
+    """The study's downstream columns: its corpus tasks, then the user tasks by name."""
+    return list(args.downstream) + list(args.user_tasks)
+
+
+def _study_tasks(args: AblateArguments, data_args: DataArguments, tokenizer, seed: int) -> dict[str, StudyTask]:
+    """Every downstream task's data for a seed's split, built once (all corpus tasks from one pass over the held-out
+    documents) and shared by every arm and fine-tuning seed."""
+    task_data = _study_data(data_args, args, seed, max_seq_length=args.downstream_max_seq_length)
+    tasks: dict[str, StudyTask] = {}
+    if args.downstream:
+        split = TaskOptions(task_test_fraction=args.task_test_fraction)
+        documents = task_documents(task_data, tokenizer, split)
+        for name in args.downstream:
+            options = replace(split, task=name)
+            raw, names = build_corpus_task(options, task_data, tokenizer, documents)
+            tasks[name] = StudyTask(name, options, evaluation_splits(raw), names, documents)
+    for name, options in args.user_tasks.items():
+        data, names = load_task_data(options, task_data, tokenizer)
+        tasks[name] = StudyTask(name, options, data, names)
+    return tasks
+
+
+def _finetune_args(args: AblateArguments, task: StudyTask, model_dir: str, ft_seed: int, single: bool, out: Path):
+    task_fields = {f.name: getattr(task.options, f.name) for f in fields(TaskOptions)}
+    return FinetuneArguments(
+        **task_fields,
+        output_dir=str(out),
+        model_name_or_path=model_dir,
+        num_train_epochs=args.finetune_epochs,
+        learning_rate=args.finetune_learning_rate,
+        seed=ft_seed,
+        single_segment=single,
+        attn_implementation=args.attn_implementation,
+        eval_strategy="no",
+        save_strategy="no",
+        overwrite_output_dir=True,
+        **_run_args(args),
+    )
+
+
+def _entity_counts(true_rows, predicted_rows, kind: str | None = None) -> list[list[int]]:
+    """Per example: (true positives, false positives, false negatives) of seqeval entities (of one `kind`, or all)."""
     counts = []
-    for true, pred in zip(true_rows, pred_rows):
-        t, p = set(get_entities(true)), set(get_entities(pred))
+    for true, predicted in zip(true_rows, predicted_rows):
+        t = {e for e in get_entities(true) if kind is None or e[0] == kind}
+        p = {e for e in get_entities(predicted) if kind is None or e[0] == kind}
         counts.append([len(t & p), len(p - t), len(t - p)])
     return counts
 
 
-def _downstream(args, data_args, task: str, model_dir: str, seed: int, tokenizer, out: Path) -> dict:
-    kwargs: dict[str, Any] = {}
-    if task == "ner":
-        kwargs = {"train_file": args.ner_train_file, "validation_file": args.ner_validation_file}
-    elif task == "classification":
-        kwargs = {
-            "train_file": args.classification_train_file,
-            "validation_file": args.classification_validation_file,
-            "text_a_column": args.text_a_column,
-            "text_b_column": args.text_b_column,
-            "label_column": args.label_column,
-        }
-    finetune_args = FinetuneArguments(
-        output_dir=str(out),
-        task=task,
-        model_name_or_path=model_dir,
-        num_train_epochs=args.finetune_epochs,
-        learning_rate=args.finetune_learning_rate,
-        task_test_fraction=args.task_test_fraction,
-        seed=seed,
-        eval_strategy="no",
-        save_strategy="no",
-        overwrite_output_dir=True,
-        **_quiet_args(),
-        **kwargs,
-    )
-    task_data = _study_data(data_args, args, seed, max_seq_length=args.downstream_max_seq_length)
-    result = finetune(finetune_args, task_data, tokenizer=tokenizer, callbacks=_bars_only())
-    metric = "eval_f1" if task in TOKEN_TASKS else "eval_accuracy"
-    # Per-example results on the task's test set (finetune's own evaluation), for the report's intervals.
-    test, output = result.outputs["validation"]
-    names = result.label_names
-    predictions = np.asarray(output.predictions)
-    examples: dict[str, Any] = {"instances": len(test), "examples_hash": _examples_hash(test)}
-    if task in TOKEN_TASKS:
-        true_tags, pred_tags = word_predictions(predictions.argmax(-1), np.asarray(output.label_ids), names)
-        examples["entity_counts"] = _entity_counts(true_tags, pred_tags)
-        if task == "segment-tagging":
-            examples["documents"] = len(set(test["a_doc"]) | set(test["b_doc"]))
-            switched = [s >= 0 for s in test["switch"]]
-            share = float(np.mean(switched)) if switched else 0.0
-            examples["window_majority"] = max(share, 1 - share)
-        # The F1 of predicting the majority label on every text token (all L), the reference for "at chance".
-        examples["majority_entity_counts"] = _entity_counts(true_tags, [_majority_row(row) for row in true_tags])
+def _task_documents(task: StudyTask, dataset) -> list:
+    """Each scored example's cluster: its (first) document for corpus tasks; for files, which give no documents, the
+    example itself."""
+    if "a_doc" in dataset.column_names:
+        return list(dataset["a_doc"])
+    return list(range(len(dataset)))
+
+
+def _examples_record(task: StudyTask, dataset, output) -> dict:
+    """A fine-tuning run's per-example results on the scored split, as :class:`nsptask.intervals.Records` reads them."""
+    predictions = np.asarray(output.predictions).argmax(-1)
+    record: dict[str, Any] = {"documents": _task_documents(task, dataset), "examples_hash": _examples_hash(dataset)}
+    if task.token_task:
+        true, predicted = word_predictions(
+            predictions, np.asarray(output.label_ids), task.label_names, word_tags=dataset["word_tags"]
+        )
+        if task.name == "segment-tagging":
+            predicted = decode_sentences(true, predicted)  # one entity per sentence, as the run's metrics score it
+            record["counts"] = _entity_counts(true, predicted, "R")
+            record["counts_all"] = _entity_counts(true, predicted)
+        else:
+            record["counts"] = _entity_counts(true, predicted)
     else:
-        labels = np.asarray(output.label_ids)
-        examples["correct"] = (predictions.argmax(-1) == labels).astype(int).tolist()
-        share = np.bincount(labels, minlength=len(names)) / max(len(labels), 1)
-        examples["majority"] = float(share.max())
-        if "a_doc" in test.column_names:
-            examples["documents"] = len(set(test["a_doc"]) | set(test["b_doc"]))
+        record["predictions"] = predictions.astype(int).tolist()
+        record["labels"] = np.asarray(output.label_ids).astype(int).tolist()
+    return record
+
+
+def _downstream(args, task: StudyTask, pretrained: dict, ft_seed: int, tokenizer, data_args, out: Path, bars) -> dict:
+    single = pretrained.get("single_segment", False)
+    start = StartingWeights()
+    result = finetune(
+        _finetune_args(args, task, pretrained["model_dir"], ft_seed, single, out),
+        data_args,
+        tokenizer=tokenizer,
+        data=task.data,
+        label_names=task.label_names,
+        callbacks=[bars, start],
+    )
+    dataset, output = result.outputs[task.scored_split]
+    prefix = "test" if task.scored_split == "test" else "eval"
+    metric = "f1_R" if task.name == "segment-tagging" else ("f1" if task.token_task else "accuracy")
     if not args.keep_checkpoints and _is_main():
-        # The fine-tuned weights are not needed once the per-example results are recorded (the pretrained model
-        # they came from is kept); without this, every arm, seed and task would leave a full model behind.
+        # The per-example results are what the report needs; the fine-tuned weights would be a full model per arm,
+        # seed, task and fine-tuning seed (the pretrained model they came from is kept).
         for checkpoint in out.glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
         for weights in (*out.glob("*.safetensors"), *out.glob("*.bin"), *out.glob("*.safetensors.index.json")):
             weights.unlink(missing_ok=True)
     return {
-        "score": result.metrics[metric],
-        "metric": metric[5:],
-        "metrics": {k: v for k, v in result.metrics.items() if k.startswith("eval_") and isinstance(v, (int, float))},
-        "examples": examples,
+        "task": task.name,
+        "finetune_seed": ft_seed,
+        "single_segment": single,
+        "start_encoder_hash": start.value,
+        "score": result.metrics.get(f"{prefix}_{metric}"),
+        "metric": metric,
+        "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
+        "examples": _examples_record(task, dataset, output),
     }
 
 
-def _majority_row(row: list[str]) -> list[str]:
-    """The row's text tokens all tagged with the row's most frequent entity type, as one IOB2 entity per run of
-    text (special tokens, tagged O in the truth, stay O)."""
-    kinds = [t.split("-")[-1] for t in row if t != "O"]
-    kind = max(set(kinds), key=kinds.count) if kinds else None
-    out, previous = [], "O"
-    for tag in row:
-        if tag == "O" or kind is None:
-            out.append("O")
-        else:
-            out.append(("I-" if previous != "O" else "B-") + kind)
-        previous = out[-1]
-    return out
+# -- references without a model ------------------------------------------------------------------------------
 
 
-def downstream_tasks(args: AblateArguments) -> list[str]:
-    tasks = list(args.downstream)
-    if args.ner_train_file:
-        tasks.append("ner")
-    if args.classification_train_file:
-        tasks.append("classification")
-    return tasks
+def _label_reference(test, predictions) -> dict:
+    return {
+        "predictions": np.asarray(predictions).astype(int).tolist(),
+        "labels": [int(v) for v in test["labels"]],
+    }
+
+
+def _task_references(task: StudyTask) -> dict:
+    """What needs no model on the task's scored examples: the training split's majority label, the word-overlap
+    reference (corpus probes) or the segment-tagging rules, each per example."""
+    train, test = task.data["train"], task.data[task.scored_split]
+    documents = _task_documents(task, test)
+    if task.name == "segment-tagging":
+        truth = [[task.label_names[t] for t in row] for row in test["word_tags"]]
+        rows = segment_baselines(train, test)
+        refs = {name: {"counts": _entity_counts(truth, predicted, "R")} for name, predicted in rows.items()}
+        return {"kind": "entities", "documents": documents, "references": refs}
+    if task.token_task:  # NER from files: predicting O everywhere finds nothing (F1 0)
+        return {"kind": "entities", "documents": documents, "references": {}}
+    majority = int(np.bincount(np.asarray(train["labels"]), minlength=len(task.label_names)).argmax())
+    refs = {"majority class": _label_reference(test, np.full(len(test), majority))}
+    if "overlap_features" in test.column_names:
+        refs["word overlap"] = _label_reference(test, overlap_predictions(train, test))
+    return {"kind": "label", "documents": documents, "references": refs}
+
+
+def _baselines(args, data_args, tokenizer, seed: int, tasks: dict[str, StudyTask]) -> dict:
+    """The references on the held-out NSP and SOP pairs the arms are scored on (majority, topic overlap) and on every
+    downstream task's scored examples."""
+    result: dict[str, Any] = {"intrinsic": {}, "tasks": {}}
+    for task, label in (("nsp", "next_sentence_label"), ("sop", "sentence_order_label")):
+        data = _data(args, data_args, task, tokenizer, seed)
+        evaluation = _eval_sample(data["validation"], args.max_eval_samples)
+        overlap = overlap_baseline(data["train"], evaluation, label, tokenizer.all_special_ids, per_example=True)
+        labels = [int(v) for v in evaluation[label]]
+        majority = int(np.bincount(np.asarray(data["train"][label]), minlength=2).argmax())
+        result["intrinsic"][task] = {
+            "documents": _instance_documents(evaluation),
+            "examples_hash": _examples_hash(evaluation),
+            "references": {
+                "majority class": {"predictions": [majority] * len(labels), "labels": labels},
+                "word overlap": {"predictions": overlap["predictions"], "labels": labels},
+            },
+        }
+    for name, task in tasks.items():
+        result["tasks"][name] = _task_references(task)
+    return result
+
+
+# -- the run -----------------------------------------------------------------------------------------------
 
 
 def _folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run_study(args: AblateArguments, data_args=None) -> dict:
+def _start(args: AblateArguments, data_args: DataArguments, root: Path, tokenizer) -> None:
+    if not _is_main():
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    study = {"ablate": asdict(args), "data": data_args.to_dict(), "updates": args.updates}
+    (root / "study.json").write_text(json.dumps(study, indent=2, default=str))
+    if data_args.tokenizer_name_or_path is None and args.model_name_or_path is None:
+        tokenizer.save_pretrained(root / "tokenizer")
+    runs_total = len(args.arms) * len(args.seeds)
+    done = sum(
+        (root / "runs" / _arm_dir(a) / f"seed{s}" / "pretrain" / "done.json").exists()
+        for a in args.arms
+        for s in args.seeds
+    )
+    logger.info(
+        "nsptask ablate: %s arms x %s seeds, %s downstream task(s) x %s fine-tuning seed(s); writing to %s%s",
+        len(args.arms),
+        len(args.seeds),
+        len(downstream_tasks(args)),
+        args.finetune_seeds,
+        root.resolve(),
+        f" (resumed: {done} of {runs_total} pretraining runs done)" if done else "",
+    )
+
+
+def _finish(root: Path, started: float) -> None:
+    if not _is_main():
+        return
+    timing_file = root / "timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.exists() else {"wall_seconds": 0.0, "sessions": 0}
+    timing["wall_seconds"] += time.time() - started
+    timing["sessions"] += 1
+    timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), _peak_rss_mb())
+    timing["cpus"] = os.cpu_count()
+    timing["processes"] = _world_size()
+    timing["size_mb"] = round(_folder_size(root) / 2**20, 1)
+    timing_file.write_text(json.dumps(timing, indent=2))
+    report = write_report(root)
+    logger.info("nsptask ablate: report in %s; the study holds %.0f MB", report, timing["size_mb"])
+
+
+def _run_arm(args, data_args, arm: str, seed: int, tokenizer, root: Path, tasks, progress: _Progress, init) -> dict:
+    """One arm of one seed: pretraining, intrinsic scores, every downstream task and fine-tuning seed."""
+    run_dir = root / "runs" / _arm_dir(arm) / f"seed{seed}"
+    pretrained = progress.run(
+        _Step(run_dir / "pretrain"),
+        f"pretrain {arm}, seed {seed} ({args.updates} updates)",
+        lambda bars: _pretrain_arm(args, data_args, arm, seed, tokenizer, init(), run_dir / "pretrain", bars),
+    )
+    intrinsic = progress.run(
+        _Step(run_dir / "intrinsic"),
+        f"score MLM, NSP, SOP: {arm}, seed {seed}",
+        lambda bars: _intrinsic(args, data_args, pretrained, seed, tokenizer, run_dir / "intrinsic", bars),
+    )
+    downstream: dict[str, list] = {}
+    task_data = _study_data(data_args, args, seed, max_seq_length=args.downstream_max_seq_length)
+
+    def work(name: str, ft_seed: int, out: Path):
+        def run(bars):
+            task = tasks()[name]
+            if task.documents is not None:
+                check_task_leak(pretrained["model_dir"], task.documents, allow=False)
+            return _downstream(args, task, pretrained, ft_seed, tokenizer, task_data, out, bars)
+
+        return run
+
+    for name in downstream_tasks(args):
+        downstream[name] = []
+        for ft_seed in range(1, args.finetune_seeds + 1):
+            out = run_dir / "downstream" / name / f"ft{ft_seed}"
+            label = f"fine-tune {name}: {arm}, seed {seed}, fine-tuning seed {ft_seed}"
+            downstream[name].append(progress.run(_Step(out), label, work(name, ft_seed, out)))
+    return {"arm": arm, "seed": seed, "pretrain": pretrained, "intrinsic": intrinsic, "downstream": downstream}
+
+
+def _lazy(make):
+    """`make()` once, when first asked for (a resumed study whose steps are all done builds nothing)."""
+    cache: list = []
+
+    def get():
+        if not cache:
+            cache.append(make())
+        return cache[0]
+
+    return get
+
+
+def run_study(args: AblateArguments, data_args: DataArguments | None = None) -> dict:
     """Run (or continue) a study and write its report. Returns the collected results.
 
     Args:
-        args (`AblateArguments`): Arms, seeds, budget, model and evaluation options.
+        args (`AblateArguments`): Arms, seeds, budget, model, downstream tasks and evaluation options.
         data_args (`DataArguments`, *optional*): Corpus, tokenizer, length and split (default: the bundled corpus).
+
+    Returns:
+        `dict` with ``runs`` (per arm and seed: ``pretrain``, ``intrinsic``, ``downstream``) and ``wall_seconds``.
 
     Example:
         ```python
@@ -563,65 +793,22 @@ def run_study(args: AblateArguments, data_args=None) -> dict:
     started = time.time()
     root = Path(args.output_dir)
     tokenizer = load_tokenizer(data_args.tokenizer_name_or_path or args.model_name_or_path)
-    runs_total = len(args.arms) * len(args.seeds)
-    done_before = sum(
-        (root / "runs" / _arm_dir(a) / f"seed{s}" / "pretrain" / "done.json").exists()
-        for a in args.arms
-        for s in args.seeds
-    )
-    if _is_main():
-        root.mkdir(parents=True, exist_ok=True)
-        study = {"ablate": asdict(args), "data": data_args.to_dict(), "updates": args.updates}
-        (root / "study.json").write_text(json.dumps(study, indent=2, default=str))
-        if data_args.tokenizer_name_or_path is None and args.model_name_or_path is None:
-            tokenizer.save_pretrained(root / "tokenizer")
-        print(
-            f"nsptask ablate: writing to {root.resolve()}"
-            + (f" (resumed: {done_before} of {runs_total} runs done)" if done_before else "")
-        )
+    _start(args, data_args, root, tokenizer)
+    per_arm = 2 + len(downstream_tasks(args)) * args.finetune_seeds
+    progress = _Progress(len(args.seeds) * (1 + len(args.arms) * per_arm))
     runs = []
     for seed in args.seeds:
-        baseline_step = _Step(root / "baselines" / f"split{_split_seed(data_args, seed, args.vary_split)}")
-        baseline_step.result() or baseline_step.finish(_baselines(args, data_args, tokenizer, seed))
-        init_dir = None
+        tasks = _lazy(lambda s=seed: _study_tasks(args, data_args, tokenizer, s))
+        progress.run(
+            _Step(root / "baselines" / f"split{_split_seed(data_args, seed, args.vary_split)}"),
+            f"references without a model (majority, word overlap), seed {seed}'s split",
+            lambda bars, s=seed, t=tasks: _baselines(args, data_args, tokenizer, s, t()),
+        )
+        init = _lazy(lambda s=seed: _initial_model(args, data_args, tokenizer, s, root))
         for arm in args.arms:
-            run_dir = root / "runs" / _arm_dir(arm) / f"seed{seed}"
-            pre_step = _Step(run_dir / "pretrain")
-            pretrained = pre_step.result()
-            if pretrained is None:
-                init_dir = init_dir or _initial_model(args, data_args, tokenizer, seed, root)
-                pretrained = pre_step.finish(
-                    _pretrain_arm(args, data_args, arm, seed, tokenizer, init_dir, run_dir / "pretrain")
-                )
-            intr_step = _Step(run_dir / "intrinsic")
-            intrinsic = intr_step.result() or intr_step.finish(
-                _intrinsic(args, data_args, pretrained, seed, tokenizer, run_dir / "intrinsic")
-            )
-            downstream = {}
-            for task in downstream_tasks(args):
-                step = _Step(run_dir / "downstream" / task)
-                downstream[task] = step.result() or step.finish(
-                    _downstream(
-                        args, data_args, task, pretrained["model_dir"], seed, tokenizer, run_dir / "downstream" / task
-                    )
-                )
-            runs.append(
-                {"arm": arm, "seed": seed, "pretrain": pretrained, "intrinsic": intrinsic, "downstream": downstream}
-            )
-    elapsed = time.time() - started
-    if _is_main():
-        timing_file = root / "timing.json"
-        timing = json.loads(timing_file.read_text()) if timing_file.exists() else {"wall_seconds": 0.0, "sessions": 0}
-        timing["wall_seconds"] += elapsed
-        timing["sessions"] += 1
-        timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), _peak_rss_mb())
-        timing["cpus"] = os.cpu_count()
-        timing["processes"] = _world_size()
-        timing["size_mb"] = round(_folder_size(root) / 2**20, 1)
-        timing_file.write_text(json.dumps(timing, indent=2))
-        write_report(root)
-        print(f"nsptask ablate: {root.resolve()} holds {timing['size_mb']:.0f} MB")
-    return {"runs": runs, "wall_seconds": elapsed}
+            runs.append(_run_arm(args, data_args, arm, seed, tokenizer, root, tasks, progress, init))
+    _finish(root, started)
+    return {"runs": runs, "wall_seconds": time.time() - started}
 
 
 def _is_main() -> bool:

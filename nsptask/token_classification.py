@@ -111,18 +111,20 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
             "recall": 0.0,
             "f1": 0.0,
             "macro_f1": 0.0,
+            "weighted_f1": 0.0,
             "accuracy": accuracy_score(true_tags, predicted_tags) if true_tags else 0.0,
             "per_type": {},
             "report": "no entity in the gold tags or the predictions",
         }
     # One pass for the figures (seqeval is pure Python), one for the text report.
     report = classification_report(true_tags, predicted_tags, output_dict=True, zero_division=0, **kwargs)
-    micro, macro = report["micro avg"], report["macro avg"]
+    micro, macro, weighted = report["micro avg"], report["macro avg"], report["weighted avg"]
     return {
         "precision": float(micro["precision"]),
         "recall": float(micro["recall"]),
         "f1": float(micro["f1-score"]),
         "macro_f1": float(macro["f1-score"]),
+        "weighted_f1": float(weighted["f1-score"]),
         "accuracy": accuracy_score(true_tags, predicted_tags),
         "per_type": {
             k: {m: float(v) for m, v in row.items()}

@@ -43,6 +43,8 @@ __all__ = [
     "needs_prefix_space",
     "encode_flat",
     "choose_backend",
+    "word_start_convention",
+    "continuation_flags",
     "cache_dir",
 ]
 
@@ -474,6 +476,48 @@ def choose_backend(tokenizer: Any, sentences: list[str], required: bool = False)
         return "hf"
     logger.info("nsptask: tokenizing with tokie (its ids equal the tokenizers library's on %d sentences).", len(texts))
     return "tokie"
+
+
+def word_start_convention(tokenizer) -> tuple[str, str] | None:
+    """How the tokenizer marks words, read from its ``tokenizer.json``: WordPiece continuation prefix, byte-level
+    BPE's ``Ġ`` word starts, SentencePiece's ``▁`` word starts."""
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    model = state.get("model") or {}
+    if model.get("type") == "WordPiece":
+        return ("continues", model.get("continuing_subword_prefix") or "##")
+
+    def walk(node):
+        if not node:
+            return
+        yield node
+        for child in node.get("pretokenizers", []) or []:
+            yield from walk(child)
+
+    for node in walk(state.get("pre_tokenizer")):
+        if node.get("type") == "ByteLevel":
+            return ("starts", "\u0120")
+        if node.get("type") == "Metaspace":
+            return ("starts", node.get("replacement") or "\u2581")
+    if model.get("continuing_subword_prefix"):
+        return ("continues", model["continuing_subword_prefix"])
+    return None
+
+
+_CONTINUES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def continuation_flags(tokenizer) -> np.ndarray:
+    """For every token id of the vocabulary, whether it continues the word of the token before it (a WordPiece
+    ``##`` piece; for byte-level BPE and SentencePiece, a piece without the word-start mark); special tokens never
+    do. Cached per tokenizer."""
+    flags = _CONTINUES.get(tokenizer)
+    if flags is None:
+        tokens = [t or "" for t in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+        kind, mark = word_start_convention(tokenizer) or ("continues", "\0")
+        flags = np.array([t.startswith(mark) == (kind == "continues") for t in tokens], dtype=bool)
+        flags[[i for i in tokenizer.all_special_ids if i is not None and i < len(flags)]] = False
+        _CONTINUES[tokenizer] = flags
+    return flags
 
 
 def train_corpus_tokenizer(data, args) -> dict:

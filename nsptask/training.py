@@ -134,8 +134,27 @@ class BarsOnlyProgressCallback(ProgressCallback):
     Pass it in ``callbacks`` to :func:`pretrain` or :func:`~nsptask.finetune` and it replaces the stock
     progress (or printer) callback; the logs still reach ``state.log_history`` and every ``report_to`` logger.
     With ``disable_tqdm=True`` it is removed as well, so nothing is printed. ``nsptask ablate`` uses it so that a
-    study's console shows bars, not hundreds of dictionaries.
+    study's console shows bars, not hundreds of dictionaries, each bar labelled with its step.
+
+    Args:
+        description (`str`, *optional*): The label of the training and evaluation bars (e.g. ``"[3/40] pretrain
+            mlm+nsp:nsp, seed 1"``).
     """
+
+    def __init__(self, description: str | None = None):
+        super().__init__()
+        self.description = description
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None and self.description:
+            self.training_bar.set_description(self.description)
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        new = self.prediction_bar is None
+        super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+        if new and self.prediction_bar is not None and self.description:
+            self.prediction_bar.set_description(self.description + ", scoring")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         return None

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STUDY = ROOT / "docs" / "results" / "default" / "results.json"
 LONG_STUDY = ROOT / "docs" / "results" / "long" / "results.json"
+LEARNABILITY = ROOT / "docs" / "results" / "learnability.json"
 BUILD = ROOT / "benchmarks" / "results_build.json"
 SCALE = ROOT / "benchmarks" / "results_scale.json"
 PRETRAIN = ROOT / "benchmarks" / "results_pretrain.json"
@@ -34,6 +35,12 @@ def _table(results: dict) -> str:
     from nsptask.report import _markdown_table
 
     return _markdown_table(results["summary"])
+
+
+def _mcc(results: dict) -> str:
+    from nsptask.report import _mcc_table
+
+    return _mcc_table(results["summary"])
 
 
 def _time_taken(timing: dict) -> str:
@@ -54,15 +61,13 @@ def _study_lines(results: dict, name: str) -> list[str]:
     return [
         f"{name}: {ablate.get('model_family', 'bert')} `{ablate.get('preset')}` preset, "
         f"{ablate.get('token_budget', 0):,} tokens per arm ({config.get('updates')} updates; measured "
-        f"{min(tokens):,}–{max(tokens):,}), seeds {ablate.get('seeds')}, length {data.get('max_seq_length')}, "
+        f"{min(tokens):,}–{max(tokens):,}), seeds {ablate.get('seeds')}, {ablate.get('finetune_seeds', 1)} "
+        f"fine-tuning seeds per downstream task, length {data.get('max_seq_length')}, "
         + _time_taken(timing)
-        + f" and {timing.get('peak_rss_mb', 0):,.0f} MB peak memory on "
-        f"{timing.get('cpus', '?')} CPU cores. Cells: "
-        + (
-            "mean over seeds in %, with a 95% interval (bootstrap over test examples and seeds)."
-            if len(ablate.get("seeds") or []) > 1
-            else "in %, with a 95% interval (bootstrap over test examples; one seed)."
-        ),
+        + f" and {timing.get('peak_rss_mb', 0):,.0f} MB peak memory on {timing.get('cpus', '?')} CPU cores. Cells: "
+        "mean over pretraining seeds (of the median over fine-tuning seeds) in %, with a 95% interval from a bootstrap "
+        "that resamples documents and seeds, the same draw for every row; *at chance* is decided on the Matthews "
+        "correlation (label columns) or on the paired difference with the best reference (segment tagging).",
     ]
 
 
@@ -71,17 +76,74 @@ def render_results_table() -> str:
     if results is None:
         return "_The default study has not been run yet: `nsptask ablate`._"
     lines = [*_study_lines(results, "`nsptask ablate` with its defaults (bundled corpus)"), "", _table(results), ""]
+    mcc = _mcc(results)
+    if mcc:
+        lines += ["Matthews correlation (0 = chance):", "", mcc, ""]
     lines += [f"- {s}" for s in results.get("findings", [])]
     return "\n".join(lines)
+
+
+def _legacy_cell(cell: dict | None) -> str:
+    if not cell:
+        return "-"
+    text = f"{cell['mean'] * 100:.1f} ({cell['low'] * 100:.1f}–{cell['high'] * 100:.1f})"
+    return text + (", at chance" if cell.get("at_chance") else "")
 
 
 def render_long_study() -> str:
+    """The long run predates the probes: only its intrinsic columns (MLM, NSP, SOP) are shown."""
     results = _load(LONG_STUDY)
     if results is None:
         return "_The long study has not been run yet._"
-    lines = [*_study_lines(results, "The long run"), "", _table(results), "", "What it shows (from the numbers):", ""]
-    lines += [f"- {s}" for s in results.get("findings", [])]
+    timing = results.get("timing") or {}
+    config = results.get("config", {})
+    ablate = config.get("ablate", {})
+    summary = results["summary"]
+    lines = [
+        f"The long run (nsptask 0.1): bert `{ablate.get('preset')}` preset, {ablate.get('token_budget', 0):,} tokens "
+        f"per arm ({config.get('updates')} updates), seeds {ablate.get('seeds')}, {_time_taken(timing)} on "
+        f"{timing.get('cpus', '?')} CPU cores. Its intrinsic columns, in %, with the 95% interval of that version "
+        "(a bootstrap over examples and seeds, not clustered by document); *at chance* there meant the interval "
+        "reached the majority class (majority row below). Its downstream columns repeated the objectives and are "
+        "left out.",
+        "",
+        "| arm | MLM | NSP | SOP |",
+        "|---|---|---|---|",
+    ]
+    for row in summary["rows"]:
+        cells = [_legacy_cell(row["cells"].get(key)) for key in ("mlm", "nsp", "sop")]
+        lines.append(f"| {row['arm']} | " + " | ".join(cells) + " |")
+    majority = summary["references"]["majority"]
+    lines.append("| *majority class* | - | " + " | ".join(f"*{majority[k] * 100:.1f}*" for k in ("nsp", "sop")) + " |")
     return "\n".join(lines)
+
+
+def render_learnability() -> str:
+    data = _load(LEARNABILITY)
+    if data is None:
+        return "_Run `python scripts/learnability.py`._"
+    rows = [
+        "| probe | MiniLM fine-tuned | best reference (no model) | difference (paired) | test examples (documents) "
+        "| training examples, epochs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, run in data["runs"].items():
+        cells, differences = run["cells"], run["differences"]
+        best = max(differences, key=lambda r: cells[r]["mean"])
+        d = differences[best]
+        model = cells["MiniLM fine-tuned"]
+        beats = "above every reference" if run["beats_every_reference"] else "not above every reference"
+        rows.append(
+            f"| {task} ({run['statistic']}) | {_pct(model)} | {best}: {_pct(cells[best])} | "
+            f"{d['mean'] * 100:+.1f} ({d['low'] * 100:+.1f} to {d['high'] * 100:+.1f}), {beats} | "
+            f"{run['test_examples']} ({run['test_documents']}) | {run['budget']['train_examples']}, "
+            f"{run['budget']['epochs']:g} |"
+        )
+    return "\n".join(rows)
+
+
+def _pct(cell: dict) -> str:
+    return f"{cell['mean'] * 100:.1f} ({cell['low'] * 100:.1f}–{cell['high'] * 100:.1f})"
 
 
 def render_build_speed() -> str:
@@ -228,35 +290,31 @@ def render_cli_help() -> str:
 
 
 def render_segment_examples() -> str:
-    """Two windows of the segment-tagging task on the bundled corpus, decoded: one that switches, one that does not."""
+    """A window of the segment-tagging task on the bundled corpus that switches, decoded sentence by sentence."""
     from nsptask.arguments import DataArguments
-    from nsptask.downstream import SEGMENT_LABELS, build_segment_tagging
+    from nsptask.downstream import build_segment_tagging
+    from nsptask.probes import word_tag_rows
     from nsptask.tokenization import default_tokenizer
 
     tokenizer = default_tokenizer()
-    data = build_segment_tagging(DataArguments.from_options(max_seq_length=40), tokenizer)["train"]
-    switched = next(r for r in data if r["switch"] >= 0)
-    plain = next(r for r in data if r["switch"] < 0)
-    lines = []
-    for name, row in (("switches", switched), ("does not switch", plain)):
-        tags = [SEGMENT_LABELS[i] for i in row["labels"]]
-        text = {"L": [], "R": []}
-        for token, tag in zip(row["input_ids"], tags):
-            if tag != "O":
-                text[tag[-1]].append(token)
-        left = tokenizer.decode(text["L"])
-        right = tokenizer.decode(text["R"])
-        lines.append(
-            f"A window that {name} (`{row['a_doc']}`"
-            + (f" then `{row['b_doc']}`" if row["switch"] >= 0 else "")
-            + f", {len(row['input_ids'])} tokens):"
-        )
-        lines.append("")
-        lines.append(f"- `L` ({len(text['L'])} tokens): {left}")
-        if text["R"]:
-            lines.append(f"- `R` ({len(text['R'])} tokens, from the switch at token {row['switch']}): {right}")
-        lines.append("")
-    return "\n".join(lines).rstrip()
+    data = build_segment_tagging(DataArguments.from_options(max_seq_length=96), tokenizer)["train"]
+    row = next(r for r in data if r["switch"] >= 1 and len(r["sentence_words"]) >= 3)
+    ids = row["input_ids"]
+    seps = [i for i, t in enumerate(ids) if t == tokenizer.sep_token_id]
+    starts = [1, *(s + 1 for s in seps[:-1])]
+    tags = word_tag_rows(row["sentence_words"], row["switch"])
+    lines = [
+        f"A window that switches (`{row['a_doc']}`, then `{row['b_doc']}` from sentence {row['switch'] + 1}; "
+        f"{len(ids)} tokens, a separator after every sentence; each sentence one entity, its words tagged):",
+        "",
+    ]
+    first = 0
+    for k, (a, b) in enumerate(zip(starts, seps)):
+        words = row["sentence_words"][k]
+        kind = tags[first][2:]
+        lines.append(f"{k + 1}. `{kind}` ({words} words, `B-{kind}` then `I-{kind}`): {tokenizer.decode(ids[a:b])}")
+        first += words
+    return "\n".join(lines)
 
 
 BLOCKS = {
@@ -268,6 +326,7 @@ BLOCKS = {
     "segment-examples": render_segment_examples,
     "cli-help": render_cli_help,
     "accumulation": render_accumulation,
+    "learnability": render_learnability,
 }
 SOURCES = {
     "results-table": "`nsptask ablate --output_dir docs/results/default`",
@@ -278,6 +337,7 @@ SOURCES = {
     "segment-examples": "`python scripts/update_docs.py`",
     "cli-help": "`python benchmarks/bench_cli.py`",
     "accumulation": "`python benchmarks/bench_pretrain.py`",
+    "learnability": "`python scripts/learnability.py`",
 }
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 

@@ -87,3 +87,52 @@ def people_daily_corpus(path, n_docs: int = 120):
     with open(path, "w", encoding="utf-8") as out:
         out.write("\n\n".join("\n".join(doc) for doc in docs) + "\n")
     return path
+
+
+MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+
+
+def mrpc_files(path, n: int = 80) -> tuple:
+    """``msr_paraphrase_train.txt`` / ``_test.txt`` as Microsoft distributes them (UTF-8 with a BOM, a header,
+    tab-separated, quote characters inside sentences, no quoting), made of real sentences: a pair is a paraphrase
+    (1) when the second is the first with a clause of its own reordered, else another article's sentence (0)."""
+    from nsptask.corpus import iter_documents
+
+    sentences = [s for d in list(iter_documents())[:40] for s in d["sentences"] if 8 <= len(s.split()) <= 40]
+    rows = []
+    for i in range(2 * n):
+        a = sentences[i]
+        words = a.split()
+        if i % 2 == 0:
+            b = " ".join(words[len(words) // 2 :] + words[: len(words) // 2])
+            label = 1
+        else:
+            b = sentences[-(i + 1)]
+            label = 0
+        if i % 7 == 0:
+            a = f'"{a}'  # an opening quote that never closes, as in MRPC's own rows
+        if i % 11 == 0:
+            b = f'He said "{b}" twice'
+        rows.append(f"{label}\t{1000 + i}\t{2000 + i}\t{a}\t{b}")
+    train, test = path / "msr_paraphrase_train.txt", path / "msr_paraphrase_test.txt"
+    for file, part in ((train, rows[:n]), (test, rows[n : n + n // 2])):
+        file.write_text("\ufeff" + MRPC_HEADER + "\n" + "\n".join(part) + "\n", encoding="utf-8")
+    return train, test
+
+
+def conll_files(path) -> tuple:
+    """CoNLL NER files (word TAB tag, blank lines between sentences) of real sentences: capitalised words after the
+    first tagged ``B-CAP``."""
+    from nsptask.corpus import iter_documents
+
+    docs = [d["sentences"] for d in list(iter_documents())[:30]]
+    conll = []
+    for sentences in docs:
+        for sentence in sentences[:4]:
+            words = sentence.split()[:30]
+            tags = ["B-CAP" if w[:1].isupper() and i else "O" for i, w in enumerate(words)]
+            conll.append("\n".join(f"{w}\t{t}" for w, t in zip(words, tags)))
+    train, test = path / "ner_train.conll", path / "ner_test.conll"
+    train.write_text("\n\n".join(conll[:90]) + "\n")
+    test.write_text("\n\n".join(conll[90:]) + "\n")
+    return train, test

@@ -447,3 +447,27 @@ def test_latin1_jsonl_csv_and_conll_read_with_their_encoding(tmp_path):
         assert docs[0]["sentences"] == ["Zoë went to Málaga.", "She came back."], path
     assert list(iter_documents(jsonl, encoding_errors="replace"))[0]["sentences"][0].startswith("Zo\ufffd")
     assert read_conll(conll, encoding="latin-1").tokens == [["Zoë", "Málaga"]]
+
+
+@pytest.mark.parametrize("suffix", [".txt.gz", ".txt.bz2", ".txt.xz", ".jsonl.gz"])
+def test_a_compressed_corpus_that_ends_early_is_an_error_naming_the_file(tmp_path, suffix):
+    """A download or copy that stopped: the reader says which file and what was found, never a raw EOFError."""
+    import gzip
+    import lzma
+
+    sentences = [f"Sentence number {i} of the article adds prose to it." for i in range(400)]
+    if suffix.startswith(".jsonl"):
+        text = "\n".join(json.dumps({"id": str(i), "text": " ".join(sentences[i : i + 20])}) for i in range(0, 400, 20))
+    else:
+        text = "\n\n".join(" ".join(sentences[i : i + 20]) for i in range(0, 400, 20))
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[suffix[suffix.rindex(".") :]]
+    data = compress(text.encode())
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorpusError, match=rf"cut{suffix.replace('.', r'[.]')}: the compressed file ends early"):
+        list(iter_documents(str(path), corpus_format=None if suffix.startswith(".jsonl") else "text"))
+    (tmp_path / f"whole{suffix}").write_bytes(data)
+    whole = iter_documents(
+        str(tmp_path / f"whole{suffix}"), corpus_format=None if suffix.startswith(".jsonl") else "text"
+    )
+    assert len([d for d in whole if not d.get("skipped")]) == 20

@@ -211,8 +211,11 @@ class _StopAt(TrainerCallback):
 
 
 @pytest.mark.slow
+@pytest.mark.learnability  # about 34 minutes on 2 cores: outside .ci/run, like the probes' learnability runs
 def test_mlm_nsp_reaches_held_out_nsp_accuracy_clearly_above_chance(tokenizer, tmp_path):
     """MLM+NSP on the bundled corpus with the tiny preset learns NSP on documents it never saw.
+
+    Run with ``-m learnability``; the committed long study (docs/results/long/results.json) shows the same effect.
 
     NSP is learnt late, after MLM, and abruptly: when this schedule was chosen (an earlier nsptask version),
     held-out NSP stayed at the majority class for the first half of the run and rose after it, and shorter

