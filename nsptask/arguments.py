@@ -691,7 +691,7 @@ class EvaluateArguments(TaskOptions):
 # -- the study ----------------------------------------------------------------------------------------------
 
 DEFAULT_ARMS = ["mlm:full-sentences", "mlm+nsp:nsp", "mlm+sop:sop"]
-DEFAULT_PROBES = ("segment-tagging", "sentence-position", "coherence-same-document", "connective")
+DEFAULT_PROBES = ("segment-tagging", "coherence-same-document", "connective")
 KNOWN_ARMS = ["mlm:full-sentences", "mlm:doc-sentences", "mlm+nsp:nsp", "mlm+nsp:sentence-pair", "mlm+sop:sop"]
 
 
@@ -759,7 +759,8 @@ class AblateArguments:
         metadata={
             "help": "Corpus tasks fine-tuned per arm. Default: "
             + " ".join(DEFAULT_PROBES)
-            + "; also coherence-other-document (topic-solvable), and nsp, sop, coherence (the objectives again, "
+            + "; also sentence-position, coherence-other-document (topic-solvable), and nsp, sop, coherence (the "
+            "objectives again, "
             "marked so in the report)."
         },
     )
@@ -778,7 +779,7 @@ class AblateArguments:
             "cells take their median, as BERT and RoBERTa report."
         },
     )
-    finetune_epochs: float = field(default=2.0, metadata={"help": "Epochs of each downstream fine-tuning."})
+    finetune_epochs: float = field(default=1.0, metadata={"help": "Epochs of each downstream fine-tuning."})
     finetune_learning_rate: float = field(default=5e-4, metadata={"help": "Downstream learning rate."})
     downstream_max_seq_length: int = field(default=128, metadata={"help": "Length of downstream inputs."})
     task_test_fraction: float = field(

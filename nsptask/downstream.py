@@ -6,14 +6,16 @@ again, by a hash of their ids, into the task's ``train`` / (``validation``) / ``
 instance is made. Instances of a task split draw every segment, A and B, from documents of that split only:
 no document appears in two task splits, on either side of a pair (``a_doc`` / ``b_doc`` record the ids).
 
-- Sentence-pair tasks: NSP and SOP as classification tasks, and *coherence* (the negative B comes from the
-  same document but is not the continuation).
-- Segment tagging, the token-level form of next-sentence prediction: a window of consecutive sentences of
-  one document that, with probability 0.5, switches at a sentence start to text from another document.
-  Tokens before the switch (all of them when there is none) are ``L``, tokens after it ``R``, special tokens
-  ``O`` (IOB2: ``B-L I-L ... B-R I-R ...``). Every window has the same length whether it switches or not,
-  and the switch sits at a sentence start of both documents, so the label is decided by the text alone.
-- User tasks from CSV / JSONL / Parquet files or a ``datasets.Dataset``: one or two text columns and a label.
+- Corpus probes that are not the pretraining objectives (:mod:`nsptask.probes`): DiscoEval's sentence position
+  and discourse coherence (another document's sentence, or a same-document variant topic cannot solve), DisSent's
+  connectives, and segment tagging: windows of whole sentences of one document that, in half the windows with two
+  or more sentences, switch after a random sentence to whole sentences of another; every sentence is one seqeval
+  entity (``L`` or ``R``, its words tagged ``B-``/``I-`` on their first sub-tokens), so an error costs one sentence.
+- The objectives again as optional tasks: NSP and SOP as classification tasks, and *coherence* (the negative B
+  comes from the same document but is not the continuation); the study's report marks them as repeating an
+  objective.
+- User tasks from GLUE-style TSV files (MRPC's ``msr_paraphrase_*.txt`` too), CSV / JSONL / Parquet files or a
+  ``datasets.Dataset`` (one or two text columns and a label; :mod:`nsptask.task_files`), and CoNLL NER files.
 """
 
 from __future__ import annotations

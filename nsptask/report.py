@@ -82,6 +82,29 @@ def _downstream_runs(run_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
+def is_legacy(results: dict) -> bool:
+    """A ``results.json`` of nsptask 0.1 (one downstream run per task, no per-example documents)."""
+    return any(isinstance(v, dict) for r in results.get("runs", []) for v in r.get("downstream", {}).values())
+
+
+def legacy_table(saved: dict) -> str:
+    """The intrinsic columns (MLM, NSP, SOP) of an nsptask 0.1 ``results.json``, as that version summarised them
+    (its downstream columns repeated the objectives and its intervals were not clustered, so neither is compared)."""
+
+    def cell(c: dict | None) -> str:
+        if not c:
+            return "-"
+        text = f"{c['mean'] * 100:.1f} ({c['low'] * 100:.1f}–{c['high'] * 100:.1f})"
+        return text + (", at chance" if c.get("at_chance") else "")
+
+    lines = ["| arm | MLM | NSP | SOP |", "|---|---|---|---|"]
+    for row in saved["summary"]["rows"]:
+        lines.append(f"| {row['arm']} | " + " | ".join(cell(row["cells"].get(k)) for k in ("mlm", "nsp", "sop")) + " |")
+    majority = saved["summary"]["references"]["majority"]
+    lines.append("| *majority class* | - | " + " | ".join(f"*{majority[k] * 100:.1f}*" for k in ("nsp", "sop")) + " |")
+    return "\n".join(lines)
+
+
 def collect_results(study_dir: str | Path) -> dict[str, Any]:
     """Every finished step of a study directory, per arm and seed (unfinished steps are left out). A
     ``results.json`` file (a committed study's) is read as it is."""
@@ -155,7 +178,8 @@ def _columns(results) -> list[dict[str, Any]]:
 
 def _split_name(config: dict, seed: int) -> str:
     ablate, data = config.get("ablate", config), config.get("data", {})
-    split_seed = data.get("split_seed", 12345)
+    split_seed = data_setting(data, "split_seed")
+    split_seed = 12345 if split_seed is None else split_seed
     return f"split{split_seed + seed if ablate.get('vary_split') else split_seed}"
 
 
@@ -743,8 +767,13 @@ def write_report(study_dir: str | Path, compare: list[str | Path] | None = None)
     plots, plot_note = _plots(results, summary, root) if summary["columns"] else ([], "")
     lines = _report_lines(root, results, summary, statements, plots, plot_note)
     for other in compare or []:
-        other_summary = summary_table(collect_results(other))
         name = Path(other).parent.name if Path(other).is_file() else Path(other).name
+        saved = json.loads(Path(other).read_text()) if Path(other).is_file() else None
+        if saved is not None and is_legacy(saved):
+            note = "an nsptask 0.1 study: its intrinsic columns only, with that version's intervals (not clustered)"
+            lines += [f"## Side by side: {name}", "", f"_{note}._", "", legacy_table(saved), ""]
+            continue
+        other_summary = summary_table(collect_results(other))
         lines += [f"## Side by side: {name}", "", _markdown_table(other_summary), ""]
     lines.append(PUBLISHED)
     path = root / "report.md"
@@ -807,9 +836,17 @@ def _intro(results: dict) -> str:
     )
 
 
+def data_setting(data: dict, key: str):
+    """An option of the recorded DataArguments, flat (nsptask 0.1) or in its option groups (instances, split, ...)."""
+    if key in data:
+        return data[key]
+    return next((group[key] for group in data.values() if isinstance(group, dict) and key in group), None)
+
+
 def _settings_lines(results: dict) -> list[str]:
     config, timing = results["config"], results["timing"] or {}
-    ablate, data = config.get("ablate", config), config.get("data", {})
+    ablate, recorded = config.get("ablate", config), config.get("data", {})
+    data = {k: data_setting(recorded, k) for k in ("corpus", "validation_fraction", "split_seed", "max_seq_length")}
     model = ablate.get("model_name_or_path") or f"{ablate.get('model_family')} preset {ablate.get('preset')}"
     return [
         f"- corpus: {', '.join(data.get('corpus') or []) or 'bundled English Wikipedia sample (103 articles)'}; "

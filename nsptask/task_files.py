@@ -84,8 +84,15 @@ def _rows(path: Path, encoding: str):
     try:
         header = next(reader)
     except StopIteration:
+        handle.close()
         raise CorpusError(f"{path}: the file is empty. Expected a header line and data rows.") from None
-    return [h.strip() for h in header], ((reader.line_num, row) for row in reader)
+    return [h.strip() for h in header], _delimited_rows(reader, handle)
+
+
+def _delimited_rows(reader, handle):
+    with handle:  # closed when the rows are read to the end (or the generator is dropped)
+        for row in reader:
+            yield reader.line_num, row
 
 
 def _json_rows(path: Path, encoding: str):

@@ -5,8 +5,9 @@ study's paired, clustered bootstrap (documents resampled; every row scored on th
     python scripts/learnability.py                       # every probe, writes docs/results/learnability.json
     python scripts/learnability.py --task segment-tagging --train_examples 800
 
-``tests/test_learnability.py`` (slow) runs the same function on a smaller budget and asserts the encoder beats every
-reference by a separated paired difference where this file's figures say it does.
+``tests/test_learnability.py`` (marked ``learnability``) runs the same function with the same budgets and asserts the
+encoder beats every reference by a separated paired difference (an expected failure where the committed figures say
+it did not).
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from nsptask.report import data_setting, legacy_table
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STUDY = ROOT / "docs" / "results" / "default" / "results.json"
 LONG_STUDY = ROOT / "docs" / "results" / "long" / "results.json"
@@ -25,6 +27,10 @@ BUILD = ROOT / "benchmarks" / "results_build.json"
 SCALE = ROOT / "benchmarks" / "results_scale.json"
 PRETRAIN = ROOT / "benchmarks" / "results_pretrain.json"
 CLI = ROOT / "benchmarks" / "results_cli.json"
+TERMINAL = {
+    "ablate": ROOT / "docs" / "results" / "default" / "terminal.txt",
+    "build": ROOT / "docs" / "results" / "build_terminal.txt",
+}
 
 
 def _load(path: Path) -> dict | None:
@@ -62,7 +68,7 @@ def _study_lines(results: dict, name: str) -> list[str]:
         f"{name}: {ablate.get('model_family', 'bert')} `{ablate.get('preset')}` preset, "
         f"{ablate.get('token_budget', 0):,} tokens per arm ({config.get('updates')} updates; measured "
         f"{min(tokens):,}–{max(tokens):,}), seeds {ablate.get('seeds')}, {ablate.get('finetune_seeds', 1)} "
-        f"fine-tuning seeds per downstream task, length {data.get('max_seq_length')}, "
+        f"fine-tuning seeds per downstream task, length {data_setting(data, 'max_seq_length')}, "
         + _time_taken(timing)
         + f" and {timing.get('peak_rss_mb', 0):,.0f} MB peak memory on {timing.get('cpus', '?')} CPU cores. Cells: "
         "mean over pretraining seeds (of the median over fine-tuning seeds) in %, with a 95% interval from a bootstrap "
@@ -83,13 +89,6 @@ def render_results_table() -> str:
     return "\n".join(lines)
 
 
-def _legacy_cell(cell: dict | None) -> str:
-    if not cell:
-        return "-"
-    text = f"{cell['mean'] * 100:.1f} ({cell['low'] * 100:.1f}–{cell['high'] * 100:.1f})"
-    return text + (", at chance" if cell.get("at_chance") else "")
-
-
 def render_long_study() -> str:
     """The long run predates the probes: only its intrinsic columns (MLM, NSP, SOP) are shown."""
     results = _load(LONG_STUDY)
@@ -98,7 +97,6 @@ def render_long_study() -> str:
     timing = results.get("timing") or {}
     config = results.get("config", {})
     ablate = config.get("ablate", {})
-    summary = results["summary"]
     lines = [
         f"The long run (nsptask 0.1): bert `{ablate.get('preset')}` preset, {ablate.get('token_budget', 0):,} tokens "
         f"per arm ({config.get('updates')} updates), seeds {ablate.get('seeds')}, {_time_taken(timing)} on "
@@ -107,15 +105,8 @@ def render_long_study() -> str:
         "reached the majority class (majority row below). Its downstream columns repeated the objectives and are "
         "left out.",
         "",
-        "| arm | MLM | NSP | SOP |",
-        "|---|---|---|---|",
     ]
-    for row in summary["rows"]:
-        cells = [_legacy_cell(row["cells"].get(key)) for key in ("mlm", "nsp", "sop")]
-        lines.append(f"| {row['arm']} | " + " | ".join(cells) + " |")
-    majority = summary["references"]["majority"]
-    lines.append("| *majority class* | - | " + " | ".join(f"*{majority[k] * 100:.1f}*" for k in ("nsp", "sop")) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + legacy_table(results)
 
 
 def render_learnability() -> str:
@@ -317,6 +308,52 @@ def render_segment_examples() -> str:
     return "\n".join(lines)
 
 
+def screen_lines(raw: str) -> list[str]:
+    """What a terminal shows of a ``script`` capture: escape codes dropped, each carriage-returned line (a progress
+    bar's redraws) reduced to its last state."""
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    lines: list[str] = []
+    previous = None
+    for line in text.split("\n"):
+        states = [part for part in line.split("\r") if part.strip()]
+        if not states or states[-1].startswith("Script "):
+            continue
+        line = states[-1].rstrip()
+        bar = re.match(r"^(.*?):?\s*(?:\d+%\||\d+ examples \[)", line)
+        if bar and not bar.group(1).strip() and " 0%|" in line:
+            continue  # a bar's first draw, before its description is set
+        key = bar.group(1) if bar else None
+        if key is not None and key == previous:
+            lines[-1] = line  # the same bar redrawn on a new line (nested bars move the cursor): keep its last state
+        else:
+            lines.append(line)
+        previous = key
+    return lines
+
+
+def _terminal(name: str, head: int, tail: int) -> str:
+    path = TERMINAL[name]
+    if not path.exists():
+        return f"_Capture `nsptask {name}` with `script` into {path.relative_to(ROOT)}._"
+    lines = screen_lines(path.read_text(errors="replace"))
+    timed = next((i for i, line in enumerate(lines) if line.strip().startswith("Command being timed")), None)
+    lines = lines[:timed]  # the capture ran under /usr/bin/time -v: its figures are in the results, not shown here
+    shown = (
+        lines
+        if len(lines) <= head + tail
+        else [*lines[:head], f"... ({len(lines) - head - tail} lines)", *lines[-tail:]]
+    )
+    return "```text\n" + "\n".join(shown) + "\n```"
+
+
+def render_ablate_terminal() -> str:
+    return _terminal("ablate", 16, 8)
+
+
+def render_build_terminal() -> str:
+    return _terminal("build", 30, 0)
+
+
 BLOCKS = {
     "results-table": render_results_table,
     "long-study": render_long_study,
@@ -327,6 +364,8 @@ BLOCKS = {
     "cli-help": render_cli_help,
     "accumulation": render_accumulation,
     "learnability": render_learnability,
+    "ablate-terminal": render_ablate_terminal,
+    "build-terminal": render_build_terminal,
 }
 SOURCES = {
     "results-table": "`nsptask ablate --output_dir docs/results/default`",
@@ -338,6 +377,8 @@ SOURCES = {
     "cli-help": "`python benchmarks/bench_cli.py`",
     "accumulation": "`python benchmarks/bench_pretrain.py`",
     "learnability": "`python scripts/learnability.py`",
+    "ablate-terminal": "`script -c 'nsptask ablate --output_dir docs/results/default' docs/results/default/terminal.txt`",
+    "build-terminal": "`script -c 'nsptask build --output_dir /tmp/nsp-data' docs/results/build_terminal.txt`",
 }
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 

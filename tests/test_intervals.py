@@ -18,18 +18,21 @@ def _label_records(correct_by_seed: dict[int, np.ndarray], documents, labels=Non
 
 
 def test_a_constant_difference_on_correlated_examples_is_separated_only_by_the_paired_interval():
-    """Arm B is arm A with 4% of the examples turned right: every example's outcome is shared (correlated), so
-    the arms' own intervals overlap widely while the paired difference is clearly above 0."""
+    """Arm B is arm A with 1% of the examples turned right: every other example's outcome is shared (correlated),
+    so an unpaired interval of the difference (from the arms' own intervals, as if drawn independently) reaches 0
+    while the paired difference is clearly above 0."""
     rng = np.random.default_rng(0)
     n, documents = 2000, np.arange(2000)
     a = rng.random(n) < 0.6
     b = a.copy()
-    b[np.flatnonzero(~a)[:80]] = True
+    b[np.flatnonzero(~a)[:20]] = True
     result = compare({"a": _label_records({1: a}, documents), "b": _label_records({1: b}, documents)}, "accuracy")
     cells, difference = result["cells"], result["differences"][("a", "b")]
     assert cells["b"]["low"] < cells["a"]["high"]  # the arms' own intervals overlap
-    assert difference["separated"] and difference["high"] < 0  # b - a = +0.04, shown by the pairing
-    assert difference["mean"] == pytest.approx(-0.04)
+    half = {k: (cells[k]["high"] - cells[k]["low"]) / 2 for k in ("a", "b")}
+    assert np.hypot(half["a"], half["b"]) > 0.01 * 2  # unpaired: the difference's interval would reach 0
+    assert difference["separated"] and difference["high"] < 0  # b - a = +0.01, shown by the pairing
+    assert difference["mean"] == pytest.approx(-0.01)
 
 
 def test_documents_are_the_clusters_so_copies_of_an_example_add_no_evidence():

