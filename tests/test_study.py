@@ -455,3 +455,55 @@ def test_the_committed_long_run_reads_as_a_legacy_study_with_its_intrinsic_colum
     assert table.splitlines()[0] == "| arm | MLM | NSP | SOP |"
     nsp_row = next(line for line in table.splitlines() if line.startswith("| mlm+nsp:nsp |"))
     assert nsp_row.split(" | ")[2].startswith("65.4")  # the NSP arm's NSP cell, as that run's summary has it
+
+
+@pytest.mark.parametrize("overlap_p, says_topic", [(0.8, True), (None, False)])
+def test_the_report_says_when_word_overlap_alone_solves_part_of_a_probe(overlap_p, says_topic):
+    """The topic line comes from the word-overlap reference's own MCC interval on the probe's examples: said when it
+    is above chance (80% right), not when it is at chance (a constant rule)."""
+    from nsptask.report import findings, summary_table
+
+    results = _hand_made({"mlm": (0.5, 0.5), "mlm+nsp:nsp": (0.5, 0.5)}, task_p={"mlm": 0.5, "mlm+nsp:nsp": 0.5})
+    labels = np.asarray(results["baselines"]["split12345"]["tasks"]["coherence-same-document"]["references"][
+        "majority class"]["labels"])  # fmt: skip
+    if overlap_p is None:  # a constant rule: MCC 0, whatever its accuracy
+        predicted = np.ones_like(labels)
+    else:
+        predicted = np.where(np.random.default_rng(5).random(len(labels)) < overlap_p, labels, 1 - labels)
+    overlap = {"predictions": predicted.tolist(), "labels": labels.tolist()}
+    task_refs = dict(results["baselines"]["split12345"]["tasks"]["coherence-same-document"])
+    task_refs["references"] = {**task_refs["references"], "word overlap": overlap}
+    results["baselines"]["split12345"]["tasks"]["coherence-same-document"] = task_refs
+    text = findings(summary_table(results))
+    topic = [t for t in text if "topic solves part of this probe" in t]
+    assert bool(topic) == says_topic, text
+
+
+def test_an_entity_column_is_at_chance_unless_its_paired_difference_with_the_best_rule_is_above_zero():
+    """Segment tagging's R F1 has no majority class: an arm is at chance when it does not beat the best reference
+    without a model (here an overlap rule right on 60% of the windows) by a separated paired difference."""
+    from nsptask.report import summary_table
+
+    results = _hand_made({"mlm": (0.5, 0.5), "mlm+nsp:nsp": (0.5, 0.5)})
+    n = 600
+    documents = np.repeat(np.arange(60), n // 60).tolist()
+    rng = np.random.default_rng(3)
+
+    def counts(p):  # one R sentence per window: found (tp) or missed (fn, and a wrong sentence: fp)
+        found = rng.random(n) < p
+        return [[1, 0, 0] if f else [0, 1, 1] for f in found]
+
+    rule = counts(0.6)
+    for run in results["runs"]:
+        p = 0.9 if run["arm"] == "mlm" else None
+        records = [{"counts": counts(p) if p else rule, "documents": documents} for _ in (1, 2, 3)]
+        run["downstream"]["segment-tagging"] = [
+            {"finetune_seed": f, "metrics": {}, "examples": r} for f, r in zip((1, 2, 3), records)
+        ]
+    results["tasks"] = ["segment-tagging"]
+    results["baselines"]["split12345"]["tasks"] = {
+        "segment-tagging": {"documents": documents, "references": {"overlap rule": {"counts": rule}}}
+    }
+    cells = summary_table(results)["per_column"]["segment-tagging"]["cells"]
+    assert not cells["mlm"]["at_chance"] and cells["mlm"]["versus"] == "overlap rule"
+    assert cells["mlm+nsp:nsp"]["at_chance"]  # the rule's own predictions: no difference
