@@ -796,19 +796,24 @@ def _table_rows(shard: InputShard, encoding: str = "utf-8", errors: str = "stric
         for lineno, line in _iter_lines(path, encoding, errors, shard.start, shard.end, shard.first_line):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise CorpusError(
-                    f"{path}, line {lineno}: invalid JSON ({err.msg} at column {err.colno}); expected one JSON "
-                    f"object per line, found {line[:60]!r}. Fix or remove that line."
-                ) from None
-            if not isinstance(row, dict):
-                raise CorpusError(
-                    f"{path}, line {lineno}: expected a JSON object per line, found {type(row).__name__}. "
-                    'Write one object per line, e.g. {"text": "..."}.'
-                )
-            yield lineno, row
+            yield lineno, json_object(path, lineno, line)
+
+
+def json_object(path, lineno: int, line: str) -> dict:
+    """One line of a JSONL file as an object, or an error naming the file and line, what was found and the fix."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise CorpusError(
+            f"{path}, line {lineno}: invalid JSON ({err.msg} at column {err.colno}); expected one JSON "
+            f"object per line, found {line[:60]!r}. Fix or remove that line."
+        ) from None
+    if not isinstance(row, dict):
+        raise CorpusError(
+            f"{path}, line {lineno}: expected a JSON object per line, found {type(row).__name__}. "
+            'Write one object per line, e.g. {"text": "..."}.'
+        )
+    return row
 
 
 def _wikipedia_documents(

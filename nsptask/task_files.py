@@ -24,7 +24,6 @@ line and the column, or, with ``bad_rows="skip"``, a row left out and counted (t
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from .corpus import json_object
 from .errors import CorpusError
 
 __all__ = ["GLUE_LAYOUTS", "TaskTable", "read_task_file"]
@@ -98,18 +98,8 @@ def _delimited_rows(reader, handle):
 def _json_rows(path: Path, encoding: str):
     with open(path, encoding=encoding) as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise CorpusError(
-                    f"{path}, line {number}: invalid JSON ({err.msg} at column {err.colno}); expected one JSON object "
-                    "per line. Fix or remove that line."
-                ) from None
-            if not isinstance(row, dict):
-                raise CorpusError(f"{path}, line {number}: expected a JSON object, found {type(row).__name__}.")
-            yield number, row
+            if line.strip():
+                yield number, json_object(path, number, line)
 
 
 def _columns(path: Path, header: list[str], text: str | None, pair: str | None, label: str | None) -> tuple:

@@ -120,18 +120,24 @@ def mrpc_files(path, n: int = 80) -> tuple:
     return train, test
 
 
-def conll_files(path) -> tuple:
-    """CoNLL NER files (word TAB tag, blank lines between sentences) of real sentences: capitalised words after the
-    first tagged ``B-CAP``."""
-    from nsptask.corpus import iter_documents
-
-    docs = [d["sentences"] for d in list(iter_documents())[:30]]
+def conll_sentences(docs: list[list[str]]) -> list[str]:
+    """CoNLL sentences (word TAB tag) of the first four sentences of each document: capitalised words after the first
+    tagged ``B-CAP``."""
     conll = []
     for sentences in docs:
         for sentence in sentences[:4]:
             words = sentence.split()[:30]
             tags = ["B-CAP" if w[:1].isupper() and i else "O" for i, w in enumerate(words)]
             conll.append("\n".join(f"{w}\t{t}" for w, t in zip(words, tags)))
+    return conll
+
+
+def conll_files(path) -> tuple:
+    """CoNLL NER files (word TAB tag, blank lines between sentences) of real sentences: capitalised words after the
+    first tagged ``B-CAP``."""
+    from nsptask.corpus import iter_documents
+
+    conll = conll_sentences([d["sentences"] for d in list(iter_documents())[:30]])
     train, test = path / "ner_train.conll", path / "ner_test.conll"
     train.write_text("\n\n".join(conll[:90]) + "\n")
     test.write_text("\n\n".join(conll[90:]) + "\n")

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from conftest import conll_sentences
 
 from nsptask.cli import COMMANDS, main
 
@@ -389,12 +390,7 @@ def _user_task_files(tmp_path):
     from nsptask.corpus import iter_documents
 
     docs = [d["sentences"] for d in list(iter_documents())[:30]]
-    conll = []
-    for sentences in docs:
-        for sentence in sentences[:4]:
-            words = sentence.split()[:30]
-            tags = ["B-CAP" if w[:1].isupper() and i else "O" for i, w in enumerate(words)]
-            conll.append("\n".join(f"{w}\t{t}" for w, t in zip(words, tags)))
+    conll = conll_sentences(docs)
     rows = []
     for i, sentences in enumerate(docs):
         for k in range(0, min(len(sentences) - 1, 10), 2):
