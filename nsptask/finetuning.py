@@ -311,9 +311,16 @@ def evaluate_split(
     side most of its words are tagged with (:func:`nsptask.probes.decode_sentences`), one entity per sentence, ``R``
     the headline; it adds the word-level F1 as tagged (``word_level_f1``) and the window and switch-position
     accuracies. With `return_output`, also return the ``PredictionOutput``."""
-    output = trainer.predict(_model_inputs(dataset, token_types), metric_key_prefix=prefix)
+    rescored = "word_tags" in dataset.column_names and "words_truncated" in dataset.column_names
+    hook = trainer.compute_metrics
+    if rescored:
+        trainer.compute_metrics = None  # scored below, over every word: the hook would score the same words twice
+    try:
+        output = trainer.predict(_model_inputs(dataset, token_types), metric_key_prefix=prefix)
+    finally:
+        trainer.compute_metrics = hook
     metrics = dict(output.metrics)
-    if "word_tags" in dataset.column_names and "words_truncated" in dataset.column_names:
+    if rescored:
         # Score every word, also those truncation cut off (predicted O there): an entity cut off is a miss.
         predictions = np.asarray(output.predictions).argmax(-1)
         true_tags, predicted_tags = word_predictions(

@@ -120,6 +120,8 @@ def test_seqeval_figures_equal_seqevals_own():
     assert strict["f1"] == f1_score(true, pred, mode="strict", scheme=IOB2)
     assert strict["f1"] < scores["f1"]  # strict mode does not accept I-ORG as the start of an entity
     assert scores["report"] == classification_report(true, pred, digits=4, zero_division=0)
+    strict_text = classification_report(true, pred, digits=4, zero_division=0, mode="strict", scheme=IOB2)
+    assert strict["report"] == strict_text
     assert set(scores["per_type"]) == {"PER", "LOC", "ORG"}
 
 

@@ -192,3 +192,20 @@ def test_segment_baselines_predicting_nothing_no_longer_wins(probes):
     assert scores["overlap rule"] > scores["position prior"] > 0.3, scores
     all_l = seqeval_scores(truth, rows["all-L"])
     assert all_l["per_type"]["R"]["f1-score"] == 0 and all_l["per_type"]["R"]["support"] > 100
+
+
+def test_segment_baseline_fit_by_sentence_scores_as_by_word(probes):
+    """The baselines are fit on one tag per sentence (fast); every sentence is one entity either way, so any switch
+    choice scores the same R F1 as on the word rows the test split is scored on."""
+    train = probes["segment-tagging"]["train"]
+    words, switches = list(train["sentence_words"]), list(train["switch"])
+    for choice in ([1 if len(w) > 1 else -1 for w in words], [len(w) - 1 for w in words], [-1] * len(words)):
+        by_word = _r_f1(
+            [word_tag_rows(w, s) for w, s in zip(words, switches)], [word_tag_rows(w, s) for w, s in zip(words, choice)]
+        )
+        by_sentence = _r_f1(
+            [word_tag_rows([1] * len(w), s) for w, s in zip(words, switches)],
+            [word_tag_rows([1] * len(w), s) for w, s in zip(words, choice)],
+        )
+        assert by_word == pytest.approx(by_sentence)
+    assert any(sum(w) > len(w) for w in words)  # the word rows are longer: the check is not trivial
