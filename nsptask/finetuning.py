@@ -305,12 +305,14 @@ def evaluate_split(
     prefix: str = "eval",
     token_types: str = "keep",
     return_output: bool = False,
+    seqeval_mode: str | None = None,
 ):
     """Evaluate on one split. Token tasks get the seqeval scores over every word (micro, macro and weighted F1; per
     entity type precision, recall, F1 and support). Segment tagging is scored by sentence: each sentence takes the
     side most of its words are tagged with (:func:`nsptask.probes.decode_sentences`), one entity per sentence, ``R``
     the headline; it adds the word-level F1 as tagged (``word_level_f1``) and the window and switch-position
-    accuracies. With `return_output`, also return the ``PredictionOutput``."""
+    accuracies. With `return_output`, also return the ``PredictionOutput``. `seqeval_mode` (``"strict"``) defaults
+    to the trainer's arguments' ``seqeval_mode``."""
     rescored = "word_tags" in dataset.column_names and "words_truncated" in dataset.column_names
     hook = trainer.compute_metrics
     if rescored:
@@ -326,7 +328,7 @@ def evaluate_split(
         true_tags, predicted_tags = word_predictions(
             predictions, np.asarray(output.label_ids), label_names, word_tags=dataset["word_tags"]
         )
-        mode = getattr(trainer.args, "seqeval_mode", None)
+        mode = seqeval_mode or getattr(trainer.args, "seqeval_mode", None)
         if task == "segment-tagging":
             # Word-level entities as tagged, then the headline: every sentence one entity (decode_sentences).
             raw = seqeval_scores(true_tags, predicted_tags, mode)
@@ -408,11 +410,17 @@ def evaluate_model(args: EvaluateArguments, data_args=None, *, tokenizer=None) -
     metrics: dict[str, Any] = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in data:
-            metrics.update(evaluate_split(trainer, data[split], args.task, label_names, prefix, token_types))
+            metrics.update(
+                evaluate_split(
+                    trainer, data[split], args.task, label_names, prefix, token_types, seqeval_mode=args.seqeval_mode
+                )
+            )
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     Path(output_dir, "eval_results.json").write_text(json.dumps(metrics, indent=2))
-    if getattr(compute_metrics, "last_report", ""):
-        Path(output_dir, "classification_report.txt").write_text(compute_metrics.last_report)
+    # Token tasks are scored over every word by evaluate_split (trainer.last_report), the others by the hook.
+    report = getattr(trainer, "last_report", "") or getattr(compute_metrics, "last_report", "")
+    if report:
+        Path(output_dir, "classification_report.txt").write_text(report)
     return metrics
 
 

@@ -445,3 +445,16 @@ def test_ner_fine_tune_scores_over_long_sentences_on_every_word(pretrained_tiny,
     metrics = finetune(args, DataArguments.from_options(max_seq_length=64)).metrics
     assert metrics["eval_words_truncated"] > 8 * 100  # most words of the 8 long sentences
     assert metrics["eval_recall"] <= 32 / 40  # the 8 entities truncation cut off cannot be found
+    # evaluate scores the saved model the same way (every word) and writes its seqeval report.
+    from nsptask.finetuning import EvaluateArguments, evaluate_model
+
+    (tmp_path / "out" / "classification_report.txt").unlink()
+    again = evaluate_model(
+        EvaluateArguments(
+            model_name_or_path=str(tmp_path / "out"),
+            validation_file=str(tmp_path / "dev.conll"),
+            train_file=str(tmp_path / "train.conll"),
+        )
+    )
+    assert again["eval_recall"] == pytest.approx(metrics["eval_recall"])
+    assert "PER" in (tmp_path / "out" / "classification_report.txt").read_text()
