@@ -212,7 +212,14 @@ def finetune(
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in data:
             scores, output = evaluate_split(
-                trainer, data[split], args.task, label_names, prefix, token_types, return_output=True
+                trainer,
+                data[split],
+                args.task,
+                label_names,
+                prefix,
+                token_types,
+                return_output=True,
+                seqeval_mode=args.seqeval_mode,
             )
             metrics.update(scores)
             outputs[split] = (data[split], output)
@@ -311,8 +318,8 @@ def evaluate_split(
     entity type precision, recall, F1 and support). Segment tagging is scored by sentence: each sentence takes the
     side most of its words are tagged with (:func:`nsptask.probes.decode_sentences`), one entity per sentence, ``R``
     the headline; it adds the word-level F1 as tagged (``word_level_f1``) and the window and switch-position
-    accuracies. With `return_output`, also return the ``PredictionOutput``. `seqeval_mode` (``"strict"``) defaults
-    to the trainer's arguments' ``seqeval_mode``."""
+    accuracies. With `return_output`, also return the ``PredictionOutput``. `seqeval_mode`: ``"strict"`` for strict
+    IOB2 matching (:func:`nsptask.token_classification.seqeval_scores`)."""
     rescored = "word_tags" in dataset.column_names and "words_truncated" in dataset.column_names
     hook = trainer.compute_metrics
     if rescored:
@@ -328,15 +335,14 @@ def evaluate_split(
         true_tags, predicted_tags = word_predictions(
             predictions, np.asarray(output.label_ids), label_names, word_tags=dataset["word_tags"]
         )
-        mode = seqeval_mode or getattr(trainer.args, "seqeval_mode", None)
         if task == "segment-tagging":
             # Word-level entities as tagged, then the headline: every sentence one entity (decode_sentences).
-            raw = seqeval_scores(true_tags, predicted_tags, mode)
+            raw = seqeval_scores(true_tags, predicted_tags, seqeval_mode)
             metrics.update({f"{prefix}_word_level_f1": raw["f1"]})
             metrics.update({f"{prefix}_word_level_f1_{k}": row["f1-score"] for k, row in raw["per_type"].items()})
             predicted_tags = decode_sentences(true_tags, predicted_tags)
             metrics.update({f"{prefix}_{k}": v for k, v in segment_window_scores(true_tags, predicted_tags).items()})
-        scores = seqeval_scores(true_tags, predicted_tags, mode)
+        scores = seqeval_scores(true_tags, predicted_tags, seqeval_mode)
         for key in ("precision", "recall", "f1", "macro_f1", "weighted_f1", "accuracy"):
             metrics[f"{prefix}_{key}"] = float(scores[key])
         for entity, row in scores["per_type"].items():

@@ -21,6 +21,8 @@ __all__ = [
     "seqeval_scores",
 ]
 
+_AVERAGES = ("micro avg", "macro avg", "weighted avg")  # the rows of seqeval's report that are not entity types
+
 
 def _continuation_ids(label_names: list[str]) -> list[int]:
     """For each label id, the id used on a word's later sub-tokens (B-X -> I-X when I-X exists)."""
@@ -127,11 +129,7 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
         "macro_f1": float(macro["f1-score"]),
         "weighted_f1": float(weighted["f1-score"]),
         "accuracy": accuracy_score(true_tags, predicted_tags),
-        "per_type": {
-            k: {m: float(v) for m, v in row.items()}
-            for k, row in report.items()
-            if k not in ("micro avg", "macro avg", "weighted avg")
-        },
+        "per_type": {k: {m: float(v) for m, v in row.items()} for k, row in report.items() if k not in _AVERAGES},
         "report": _text_report(report),
     }
 
@@ -139,10 +137,9 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
 def _text_report(report: dict, digits: int = 4) -> str:
     """seqeval's text ``classification_report`` written by its own ``StringReporter`` from the figures of its
     ``output_dict=True`` report, rather than from a second pass over the tags."""
-    averages = ("micro avg", "macro avg", "weighted avg")
-    names = [name for name in report if name not in averages]
+    names = [name for name in report if name not in _AVERAGES]
     reporter = StringReporter(width=max(max(map(len, names), default=0), len("weighted avg"), digits), digits=digits)
-    for group in (names, averages):
+    for group in (names, _AVERAGES):
         for name in group:
             row = report[name]
             reporter.write(name, row["precision"], row["recall"], row["f1-score"], row["support"])
