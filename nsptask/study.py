@@ -36,6 +36,7 @@ as ``[k/N] what, arm, seed`` and its progress bars carry the same label.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -150,7 +151,17 @@ class _Progress:
             return done
         logger.info("%s", tag)
         step.started = time.time()
+        _freeze_survivors()
         return step.finish(work(BarsOnlyProgressCallback(description=tag)))
+
+
+def _freeze_survivors() -> None:
+    """Collect the garbage of the steps before, then move what is left (the imported libraries, the task data, the
+    results so far) out of the garbage collector's sight: every ``Trainer.train`` starts with accelerate's
+    ``free_memory``, a full ``gc.collect()`` that would otherwise walk all of it again in every training run.
+    ``run_study`` gives them back to the collector when it ends."""
+    gc.collect()
+    gc.freeze()
 
 
 def _quiet_args(**kwargs) -> dict:
@@ -797,16 +808,19 @@ def run_study(args: AblateArguments, data_args: DataArguments | None = None) -> 
     per_arm = 2 + len(downstream_tasks(args)) * args.finetune_seeds
     progress = _Progress(len(args.seeds) * (1 + len(args.arms) * per_arm))
     runs = []
-    for seed in args.seeds:
-        tasks = _lazy(lambda s=seed: _study_tasks(args, data_args, tokenizer, s))
-        progress.run(
-            _Step(root / "baselines" / f"split{_split_seed(data_args, seed, args.vary_split)}"),
-            f"references without a model (majority, word overlap), seed {seed}'s split",
-            lambda bars, s=seed, t=tasks: _baselines(args, data_args, tokenizer, s, t()),
-        )
-        init = _lazy(lambda s=seed: _initial_model(args, data_args, tokenizer, s, root))
-        for arm in args.arms:
-            runs.append(_run_arm(args, data_args, arm, seed, tokenizer, root, tasks, progress, init))
+    try:
+        for seed in args.seeds:
+            tasks = _lazy(lambda s=seed: _study_tasks(args, data_args, tokenizer, s))
+            progress.run(
+                _Step(root / "baselines" / f"split{_split_seed(data_args, seed, args.vary_split)}"),
+                f"references without a model (majority, word overlap), seed {seed}'s split",
+                lambda bars, s=seed, t=tasks: _baselines(args, data_args, tokenizer, s, t()),
+            )
+            init = _lazy(lambda s=seed: _initial_model(args, data_args, tokenizer, s, root))
+            for arm in args.arms:
+                runs.append(_run_arm(args, data_args, arm, seed, tokenizer, root, tasks, progress, init))
+    finally:
+        gc.unfreeze()  # what _freeze_survivors set aside is the collector's again
     _finish(root, started)
     return {"runs": runs, "wall_seconds": time.time() - started}
 

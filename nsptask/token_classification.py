@@ -8,11 +8,14 @@ labelling all sub-tokens ``B-`` would otherwise inflate seqeval's entity counts 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
 from seqeval.metrics import accuracy_score, classification_report
-from seqeval.reporters import StringReporter
+from seqeval.metrics.sequence_labeling import get_entities
+from seqeval.metrics.v1 import _precision_recall_fscore_support
+from seqeval.reporters import DictReporter, StringReporter
 from seqeval.scheme import IOB2
 
 __all__ = [
@@ -119,8 +122,13 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
             "per_type": {},
             "report": "no entity in the gold tags or the predictions",
         }
-    # One seqeval pass (pure Python, and slow on long rows); the text report is written from its figures.
-    report = classification_report(true_tags, predicted_tags, output_dict=True, zero_division=0, **kwargs)
+    # Strict mode: seqeval's report finds the entities once. Default mode: its report finds them four times (per
+    # type, then once per average), so they are counted once here and seqeval's own arithmetic does the rest. The
+    # text report is written from these figures too.
+    if mode == "strict":
+        report = classification_report(true_tags, predicted_tags, output_dict=True, zero_division=0, **kwargs)
+    else:
+        report = _default_mode_report(true_tags, predicted_tags)
     micro, macro, weighted = report["micro avg"], report["macro avg"], report["weighted avg"]
     return {
         "precision": float(micro["precision"]),
@@ -132,6 +140,40 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
         "per_type": {k: {m: float(v) for m, v in row.items()} for k, row in report.items() if k not in _AVERAGES},
         "report": _text_report(report),
     }
+
+
+def _default_mode_report(true_tags: list[list[str]], predicted_tags: list[list[str]]) -> dict:
+    """seqeval's ``classification_report(..., output_dict=True, zero_division=0)`` in its default (conlleval)
+    mode, with the entities of each side found once: the counts are made as seqeval's
+    ``precision_recall_fscore_support`` makes them, and its ``_precision_recall_fscore_support`` turns them into
+    the per-type and averaged figures."""
+    found: dict[str, dict[str, set]] = {"true": defaultdict(set), "pred": defaultdict(set)}
+    for side, tags in (("true", true_tags), ("pred", predicted_tags)):
+        for type_name, start, end in get_entities(tags):
+            found[side][type_name].add((start, end))
+    names = sorted(set(found["true"]) | set(found["pred"]))
+    true, pred = found["true"], found["pred"]
+    counts = (
+        np.array([len(pred.get(n, ())) for n in names], dtype=np.int32),
+        np.array([len(true.get(n, set()) & pred.get(n, set())) for n in names], dtype=np.int32),
+        np.array([len(true.get(n, ())) for n in names], dtype=np.int32),
+    )
+    reporter = DictReporter()
+
+    def figures(average: str | None):
+        return _precision_recall_fscore_support(
+            true_tags,
+            predicted_tags,
+            average=average,
+            zero_division=0,
+            extract_tp_actual_correct=lambda *_: tuple(c.copy() for c in counts),
+        )
+
+    for row in zip(names, *figures(None)):
+        reporter.write(*row)
+    for average in ("micro", "macro", "weighted"):
+        reporter.write(f"{average} avg", *figures(average))
+    return reporter.report()
 
 
 def _text_report(report: dict, digits: int = 4) -> str:

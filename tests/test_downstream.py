@@ -123,6 +123,18 @@ def test_seqeval_figures_equal_seqevals_own():
     strict_text = classification_report(true, pred, digits=4, zero_division=0, mode="strict", scheme=IOB2)
     assert strict["report"] == strict_text
     assert set(scores["per_type"]) == {"PER", "LOC", "ORG"}
+    # Many rows of random tags (types only predicted, types never predicted, stray I- tags): every figure of the
+    # default mode, counted once per side, equals seqeval's own report.
+    rng = np.random.default_rng(0)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-ORG"]
+    true = [[tags[i] for i in rng.integers(0, 5, size=rng.integers(1, 30))] for _ in range(200)]
+    pred = [[tags[i] for i in rng.integers(0, 7, size=len(row))] for row in true]
+    scores, own = seqeval_scores(true, pred), classification_report(true, pred, output_dict=True, zero_division=0)
+    assert scores["per_type"] == {k: {m: float(v) for m, v in row.items()} for k, row in own.items() if "avg" not in k}
+    assert {"MISC", "ORG"} <= set(scores["per_type"]) and scores["per_type"]["MISC"]["support"] == 0
+    assert scores["f1"] == own["micro avg"]["f1-score"] and scores["weighted_f1"] == own["weighted avg"]["f1-score"]
+    assert scores["macro_f1"] == own["macro avg"]["f1-score"]
+    assert scores["report"] == classification_report(true, pred, digits=4, zero_division=0)
 
 
 def test_task_splits_share_no_document_on_either_side_of_a_pair(tokenizer, tmp_path):
