@@ -106,6 +106,33 @@ TASKS: tuple[str, ...] = get_args(TaskName)
 # Tasks made from the corpus's held-out documents (the rest read the user's files).
 CORPUS_TASKS = tuple(t for t in TASKS if t not in ("classification", "ner"))
 TOKEN_TASKS = ("segment-tagging", "ner")
+
+
+def _choice(*allowed: str):
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _flag(value: str) -> bool:
+    if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value.lower() in ("true", "yes", "1")
+
+
+# The options of a study's --task_files task (--task_options NAME.OPTION=VALUE), each with how its value is read.
+_USER_TASK_OPTIONS = {
+    "text_a_column": str,
+    "text_b_column": str,
+    "label_column": str,
+    "bad_rows": _choice("error", "skip"),
+    "label_all_tokens": _flag,
+    "repair_iob": _flag,
+    "seqeval_mode": _choice("default", "strict"),
+}
 # Corpus tasks that repeat a pretraining objective (NSP, SOP and NSP's same-document variant).
 OBJECTIVE_TASKS = ("nsp", "sop", "coherence")
 
@@ -772,6 +799,14 @@ class AblateArguments:
             "(MRPC's .txt too), CSV, JSONL or Parquet classification files (columns from the header); .conll: NER."
         },
     )
+    task_options: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Options of a --task_files task, as NAME.OPTION=VALUE: "
+            + ", ".join(_USER_TASK_OPTIONS)
+            + " (as finetune's), e.g. mrpc.bad_rows=skip sst2.text_a_column=sentence."
+        },
+    )
     finetune_seeds: int = field(
         default=3,
         metadata={
@@ -845,6 +880,18 @@ class AblateArguments:
                 test_file=files[1],
                 validation_file=files[2] if len(files) == 3 else None,
             )
+        for spec in self.task_options:
+            target, _, value = spec.partition("=")
+            name, _, key = target.partition(".")
+            if name not in tasks or key not in _USER_TASK_OPTIONS or not _:
+                raise ValueError(
+                    f"--task_options {spec!r}: expected NAME.OPTION=VALUE with NAME one of the --task_files tasks "
+                    f"({', '.join(tasks) or 'none given'}) and OPTION one of {', '.join(_USER_TASK_OPTIONS)}."
+                )
+            try:
+                tasks[name] = replace(tasks[name], **{key: _USER_TASK_OPTIONS[key](value)})
+            except ValueError as err:
+                raise ValueError(f"--task_options {spec!r}: {err}") from None
         return tasks
 
 

@@ -336,18 +336,17 @@ def check_task_leak(model_dir: str | None, documents: dict, allow: bool) -> None
 
 
 def build_corpus_task(
-    task: TaskOptions, data_args: DataArguments, tokenizer, documents: dict | None = None
+    task: TaskOptions, data_args: DataArguments, tokenizer, documents: dict
 ) -> tuple[datasets.DatasetDict, list[str]]:
     """A corpus task's splits (``train``, ``test`` and, with a task validation share, ``validation``) and its label
-    names."""
-    if task.task == "segment-tagging":
-        return build_segment_tagging(data_args, tokenizer, task, documents=documents), list(SEGMENT_LABELS)
-    if task.task in PROBES:
-        documents = documents or task_documents(data_args, tokenizer, task)
-        length, seed = data_args.instances.max_seq_length, data_args.instances.instance_seed
-        data = build_probe(task.task, documents, tokenizer, length, seed)
-    else:
+    names, from the task splits' documents (:func:`task_documents`)."""
+    if task.task not in PROBES:  # nsp, sop, coherence: the objectives as tasks
         data = build_sentence_task(task.task, data_args, tokenizer, task, documents=documents)
+        return data, data["train"].features["labels"].names
+    length, seed = data_args.instances.max_seq_length, data_args.instances.instance_seed
+    data = build_probe(task.task, documents, tokenizer, length, seed)
+    if task.task == "segment-tagging":
+        return data, list(SEGMENT_LABELS)
     return data, data["train"].features["labels"].names
 
 
@@ -364,7 +363,7 @@ def evaluation_splits(data: datasets.DatasetDict) -> datasets.DatasetDict:
     return out
 
 
-def _ner_data(task: TaskOptions, files: dict, data_args: DataArguments, tokenizer, label_names):
+def _ner_data(task: TaskOptions, files: dict, data_args: DataArguments, tokenizer, label_names, num_proc=None):
     read = {k: read_conll(v, repair_iob=task.repair_iob, encoding=data_args.reader.encoding) for k, v in files.items()}
     names = label_list(read["train"].tags) if "train" in read else list(label_names or [])
     out = datasets.DatasetDict()
@@ -381,6 +380,7 @@ def _ner_data(task: TaskOptions, files: dict, data_args: DataArguments, tokenize
                 ),
                 batched=True,
                 remove_columns=["tokens"],
+                num_proc=num_proc,
                 desc=f"Aligning labels ({split})",
             )
             .rename_column("ner_tags", "word_tags")  # every word's gold tag: truncated entities count as missed
@@ -440,7 +440,7 @@ def load_task_data(
         tokenizer: The tokenizer.
         model_dir (`str`, *optional*): The checkpoint (its record of pretraining documents is checked).
         label_names (`list[str]`, *optional*): A fixed label set (a fine-tuned model's), for evaluation.
-        num_proc (`int`, *optional*): Processes for tokenizing file tasks.
+        num_proc (`int`, *optional*): Processes for tokenizing file tasks (``--preprocessing_num_workers``).
     """
     if task.from_corpus:
         documents = task_documents(data_args, tokenizer, task)
@@ -453,5 +453,5 @@ def load_task_data(
         if v
     }
     if task.task == "ner":
-        return _ner_data(task, files, data_args, tokenizer, label_names)
+        return _ner_data(task, files, data_args, tokenizer, label_names, num_proc)
     return _classification_data(task, files, data_args, tokenizer, label_names, num_proc)

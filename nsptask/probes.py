@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import datasets
 import numpy as np
@@ -53,6 +54,30 @@ CONNECTIVES = (
 )  # fmt: skip
 CONNECTIVE_CLASSES = 5  # the most frequent connectives of the training split (DisSent's smallest set has 5)
 PROBES = ("segment-tagging", "sentence-position", "coherence-other-document", "coherence-same-document", "connective")
+
+
+@dataclass
+class _Pieces:
+    """What the probes read from a tokenizer, read once: its sequence template, special ids, which pieces continue a
+    word, a plain backend (no truncation, no padding) and the space a sentence after the first keeps (byte-level
+    BPE)."""
+
+    template: SequenceTemplate
+    special: set[int]
+    continues: np.ndarray
+    backend: Any
+    prefix: str
+
+    @classmethod
+    def of(cls, tokenizer) -> _Pieces:
+        template = SequenceTemplate.of(tokenizer)
+        backend, spaced, continues = (
+            plain_backend(tokenizer),
+            needs_prefix_space(tokenizer),
+            continuation_flags(tokenizer),
+        )
+        special = {int(i) for i in tokenizer.all_special_ids if i is not None}
+        return cls(template, special, continues, backend, " " if spaced else "")
 
 
 @dataclass
@@ -165,10 +190,9 @@ class _Connectives:
     """The token sequences of sentence-initial connectives, as the tokenizer writes them at a sentence start (with
     the leading space a sentence after the first keeps, for byte-level BPE), longest first."""
 
-    def __init__(self, tokenizer):
-        backend = plain_backend(tokenizer)
-        prefix = " " if needs_prefix_space(tokenizer) else ""
-        self.continues = continuation_flags(tokenizer)
+    def __init__(self, pieces: _Pieces):
+        backend, prefix = pieces.backend, pieces.prefix
+        self.continues = pieces.continues
         comma = backend.encode(",", add_special_tokens=False).ids
         self.comma = comma[0] if len(comma) == 1 else None
         forms: dict[tuple[int, ...], str] = {}
@@ -205,16 +229,15 @@ def _connective(connectives: _Connectives):
     return build
 
 
-def _sequence_probe(name: str, documents: dict, tokenizer, max_length: int, seed: int) -> datasets.DatasetDict:
-    template = SequenceTemplate.of(tokenizer)
-    special = set(int(i) for i in tokenizer.all_special_ids if i is not None)
+def _sequence_probe(name: str, documents: dict, pieces: _Pieces, max_length: int, seed: int) -> datasets.DatasetDict:
+    template = pieces.template
     docs = {split: _documents(part) for split, part in documents.items()}
-    overlap = _Overlap(docs["train"], special)
+    overlap = _Overlap(docs["train"], pieces.special)
     builder = {
         "sentence-position": _sentence_position,
         "coherence-other-document": _coherence(same_document=False),
         "coherence-same-document": _coherence(same_document=True),
-        "connective": _connective(_Connectives(tokenizer)) if name == "connective" else None,
+        "connective": _connective(_Connectives(pieces)) if name == "connective" else None,
     }[name]
     rows: dict[str, list] = {}
     for split, split_docs in docs.items():
@@ -342,12 +365,10 @@ def _segment_row(sentences: list[np.ndarray], switch: int, template: SequenceTem
     return ids, labels, word_tags, words
 
 
-def _segment_tagging(documents: dict, tokenizer, max_length: int, seed: int) -> datasets.DatasetDict:
-    template = SequenceTemplate.of(tokenizer)
-    special = set(int(i) for i in tokenizer.all_special_ids if i is not None)
-    continues = continuation_flags(tokenizer)
+def _segment_tagging(documents: dict, pieces: _Pieces, max_length: int, seed: int) -> datasets.DatasetDict:
+    template, continues = pieces.template, pieces.continues
     docs = {split: _documents(part) for split, part in documents.items()}
-    overlap = _Overlap(docs["train"], special)
+    overlap = _Overlap(docs["train"], pieces.special)
     budget = max_length - len(template.single_prefix) - len(template.single_suffix)
     features = datasets.Features(
         {
@@ -410,9 +431,10 @@ def build_probe(name: str, documents: dict, tokenizer, max_length: int, seed: in
     """
     if name not in PROBES:
         raise ValueError(f"Unknown probe {name!r}: expected one of {PROBES}")
+    pieces = _Pieces.of(tokenizer)
     if name == "segment-tagging":
-        return _segment_tagging(documents, tokenizer, max_length, seed)
-    return _sequence_probe(name, documents, tokenizer, max_length, seed)
+        return _segment_tagging(documents, pieces, max_length, seed)
+    return _sequence_probe(name, documents, pieces, max_length, seed)
 
 
 # -- references without a model ------------------------------------------------------------------------------

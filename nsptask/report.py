@@ -203,9 +203,10 @@ def _arm_records(results: dict, column: dict, arm: str) -> tuple[Records | None,
     return Records(column["kind"], runs, documents), hashes
 
 
-def _reference_records(results: dict, column: dict, seeds: list[int]) -> dict[str, Records]:
+def _reference_records(results: dict, column: dict, seeds: list[int], hashes: dict) -> dict[str, Records] | None:
     """The references without a model on the column's examples, as pseudo-arms (the same record for every seed of a
-    split)."""
+    split); None when they were scored on other examples than the arms (`hashes`: the arms' examples hash per seed),
+    which a paired difference cannot use."""
     if column["key"] == "mlm":
         return {}
     refs: dict[str, dict] = {}
@@ -215,6 +216,8 @@ def _reference_records(results: dict, column: dict, seeds: list[int]) -> dict[st
         part = baseline.get("intrinsic" if column["section"] == "intrinsic" else "tasks", {}).get(column["task"])
         if not part:
             return {}
+        if part.get("examples_hash") and hashes.get(seed) and part["examples_hash"] != hashes[seed]:
+            return None
         documents[seed] = np.asarray(part["documents"])
         for name, record in part["references"].items():
             refs.setdefault(name, {})[seed] = [record]
@@ -241,7 +244,10 @@ def _column_summary(results: dict, column: dict) -> dict | None:
             skipped.append(arm)
             del arms[arm]
     seeds = sorted(set.intersection(*(set(r.runs) for r in arms.values())))
-    references = _reference_records(results, column, seeds)
+    references = _reference_records(results, column, seeds, hashes[first])
+    if references is None:
+        skipped.append("the references without a model")
+        references = {}
     everything = {**arms, **references}
     headline = compare(everything, STATISTIC[column["kind"]])
     mcc = compare(everything, "mcc") if column["kind"] == "label" else None

@@ -117,13 +117,17 @@ def single_segment(arm: str) -> bool:
 class _Step:
     """One resumable step: ``done.json`` marks it finished."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, covers=None):
         self.path = path
         self.done_file = path / "done.json"
+        self.covers = covers  # optional: whether a recorded result still covers what this run asks of the step
         self.started = time.time()  # a step is made right before it runs: done.json records how long it took
 
     def result(self) -> dict | None:
-        return json.loads(self.done_file.read_text()) if self.done_file.exists() else None
+        done = json.loads(self.done_file.read_text()) if self.done_file.exists() else None
+        if done is not None and self.covers is not None and not self.covers(done):
+            return None
+        return done
 
     def finish(self, result: dict) -> dict:
         result = {**result, "seconds": round(time.time() - self.started, 1)}
@@ -650,19 +654,19 @@ def _task_references(task: StudyTask) -> dict:
     """What needs no model on the task's scored examples: the training split's majority label, the word-overlap
     reference (corpus probes) or the segment-tagging rules, each per example."""
     train, test = task.data["train"], task.data[task.scored_split]
-    documents = _task_documents(task, test)
+    scored = {"documents": _task_documents(task, test), "examples_hash": _examples_hash(test)}
     if task.name == "segment-tagging":
         truth = [[task.label_names[t] for t in row] for row in test["word_tags"]]
         rows = segment_baselines(train, test)
         refs = {name: {"counts": _entity_counts(truth, predicted, "R")} for name, predicted in rows.items()}
-        return {"kind": "entities", "documents": documents, "references": refs}
+        return {"kind": "entities", **scored, "references": refs}
     if task.token_task:  # NER from files: predicting O everywhere finds nothing (F1 0)
-        return {"kind": "entities", "documents": documents, "references": {}}
+        return {"kind": "entities", **scored, "references": {}}
     majority = int(np.bincount(np.asarray(train["labels"]), minlength=len(task.label_names)).argmax())
     refs = {"majority class": _label_reference(test, np.full(len(test), majority))}
     if "overlap_features" in test.column_names:
         refs["word overlap"] = _label_reference(test, overlap_predictions(train, test))
-    return {"kind": "label", "documents": documents, "references": refs}
+    return {"kind": "label", **scored, "references": refs}
 
 
 def _baselines(args, data_args, tokenizer, seed: int, tasks: dict[str, StudyTask]) -> dict:
@@ -812,7 +816,7 @@ def run_study(args: AblateArguments, data_args: DataArguments | None = None) -> 
         for seed in args.seeds:
             tasks = _lazy(lambda s=seed: _study_tasks(args, data_args, tokenizer, s))
             progress.run(
-                _Step(root / "baselines" / f"split{_split_seed(data_args, seed, args.vary_split)}"),
+                _references_step(args, data_args, root, seed),
                 f"references without a model (majority, word overlap), seed {seed}'s split",
                 lambda bars, s=seed, t=tasks: _baselines(args, data_args, tokenizer, s, t()),
             )
@@ -823,6 +827,14 @@ def run_study(args: AblateArguments, data_args: DataArguments | None = None) -> 
         gc.unfreeze()  # what _freeze_survivors set aside is the collector's again
     _finish(root, started)
     return {"runs": runs, "wall_seconds": time.time() - started}
+
+
+def _references_step(args: AblateArguments, data_args: DataArguments, root: Path, seed: int) -> _Step:
+    """The step of the references without a model on a seed's split; done only when it covers every downstream task
+    of this run (a study resumed with more tasks computes them again, so no column is left without references)."""
+    names = set(downstream_tasks(args))
+    path = root / "baselines" / f"split{_split_seed(data_args, seed, args.vary_split)}"
+    return _Step(path, covers=lambda done: names <= set(done.get("tasks", {})))
 
 
 def _is_main() -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from nsptask.conll import ConllError, label_list, read_conll
 from nsptask.token_classification import seqeval_scores, tokenize_and_align_labels, word_predictions
@@ -470,3 +471,55 @@ def test_ner_fine_tune_scores_over_long_sentences_on_every_word(pretrained_tiny,
     )
     assert again["eval_recall"] == pytest.approx(metrics["eval_recall"])
     assert "PER" in (tmp_path / "out" / "classification_report.txt").read_text()
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_single_segment_fine_tuning_feeds_no_token_type_one(pretrained_tiny, tmp_path, single):
+    """An MLM-only arm never trained token type 1, so its fine-tuning feeds every token as type 0 (the study's
+    ``single_segment``). Shown on a copy of a model whose type-1 embedding is NaN: predictions stay finite only when
+    no type-1 token reaches the model."""
+    import shutil
+
+    import transformers
+
+    from nsptask.arguments import DataArguments
+    from nsptask.finetuning import FinetuneArguments, finetune
+
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(pretrained_tiny, poisoned)
+    model = transformers.AutoModelForPreTraining.from_pretrained(poisoned)
+    with torch.no_grad():
+        model.base_model.embeddings.token_type_embeddings.weight[1] = float("nan")
+    model.save_pretrained(poisoned)
+    args = FinetuneArguments(
+        output_dir=str(tmp_path / "ft"),
+        task="coherence-same-document",
+        model_name_or_path=str(poisoned),
+        max_steps=2,
+        single_segment=single,
+        disable_tqdm=True,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+    )
+    result = finetune(args, DataArguments.from_options(max_seq_length=64))
+    data, output = result.outputs["validation"]
+    assert max(max(t) for t in data["token_type_ids"]) == 1  # the task's pairs do have a segment B
+    assert bool(np.isfinite(output.predictions).all()) is single
+
+
+def test_a_fine_tuning_head_is_the_same_for_the_same_seed(pretrained_tiny, tokenizer):
+    """Fairness across arms and reruns: a task head is initialised from the run's seed, not from whatever state the
+    global generator is in when the model is built."""
+    from nsptask.modeling import task_model
+
+    def head(seed: int, noise: int, token_task: bool):
+        torch.manual_seed(noise)  # a different global state before each build
+        torch.rand(noise + 1)
+        model, _ = task_model(pretrained_tiny, token_task, ["A", "B", "C"], tokenizer, seed)
+        return {k: v.clone() for k, v in model.state_dict().items() if k.startswith("classifier.")}
+
+    for token_task in (False, True):
+        first, again, other = head(7, 0, token_task), head(7, 99, token_task), head(8, 0, token_task)
+        assert first and all(torch.equal(first[k], again[k]) for k in first)
+        assert not all(torch.equal(first[k], other[k]) for k in first)

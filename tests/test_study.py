@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -507,3 +508,56 @@ def test_an_entity_column_is_at_chance_unless_its_paired_difference_with_the_bes
     cells = summary_table(results)["per_column"]["segment-tagging"]["cells"]
     assert not cells["mlm"]["at_chance"] and cells["mlm"]["versus"] == "overlap rule"
     assert cells["mlm+nsp:nsp"]["at_chance"]  # the rule's own predictions: no difference
+
+
+def test_an_arm_or_a_reference_scored_on_other_examples_is_left_out_and_said():
+    """Paired differences need the same examples: an arm whose examples hash differs from the first arm's, or
+    references made on other examples, are set aside and the report says so, rather than paired with the rest."""
+    from nsptask.report import findings, summary_table
+
+    p = {"mlm": (0.5, 0.5), "mlm+nsp:nsp": (0.5, 0.5), "mlm+sop:sop": (0.5, 0.5)}
+    results = _hand_made(p, task_p={"mlm": 0.8, "mlm+nsp:nsp": 0.6, "mlm+sop:sop": 0.7})
+    for run in results["runs"]:
+        for ft in run["downstream"]["coherence-same-document"]:
+            ft["examples"]["examples_hash"] = "other" if run["arm"] == "mlm+sop:sop" else "same"
+    results["baselines"]["split12345"]["tasks"]["coherence-same-document"]["examples_hash"] = "same"
+    column = summary_table(results)["per_column"]["coherence-same-document"]
+    assert column["arms"] == ["mlm", "mlm+nsp:nsp"] and column["skipped"] == ["mlm+sop:sop"]
+    assert column["references"] == ["majority class"]
+    said = "Coherence (same doc): mlm+sop:sop scored on other examples, left out of the comparison."
+    assert said in findings(summary_table(results))
+
+    tasks = results["baselines"]["split12345"]["tasks"]
+    tasks["coherence-same-document"] = {**tasks["coherence-same-document"], "examples_hash": "stale"}
+    column = summary_table(results)["per_column"]["coherence-same-document"]
+    assert column["references"] == [] and "majority class" not in column["cells"]
+    assert "the references without a model" in column["skipped"]
+
+
+def test_references_are_made_again_when_a_resumed_study_adds_a_task(tmp_path):
+    from nsptask.study import _references_step
+
+    data = _data().resolve()
+    first = AblateArguments(output_dir=str(tmp_path), **{**REDUCED, "downstream": ["connective"]})
+    step = _references_step(first, data, tmp_path, 1)
+    step.finish({"intrinsic": {}, "tasks": {"connective": {"references": {}}}})
+    assert _references_step(first, data, tmp_path, 1).result() is not None  # resumed as it was: done
+    more = AblateArguments(output_dir=str(tmp_path), **{**REDUCED, "downstream": ["connective", "segment-tagging"]})
+    assert _references_step(more, data, tmp_path, 1).result() is None  # a task was added: made again
+
+
+def test_task_options_reach_a_task_files_column_and_bad_ones_are_named(tmp_path):
+    train, test = mrpc_files(tmp_path, n=20)
+    files = [f"mrpc={train},{test}"]
+    options = ["mrpc.bad_rows=skip", "mrpc.label_column=Quality", "mrpc.text_b_column=#2 String"]
+    task = AblateArguments(task_files=files, task_options=options).user_tasks["mrpc"]
+    assert (task.bad_rows, task.label_column, task.text_b_column) == ("skip", "Quality", "#2 String")
+    assert AblateArguments(task_files=files).user_tasks["mrpc"].bad_rows == "error"  # the default otherwise
+    for bad, says in (
+        ("sst2.bad_rows=skip", "one of the --task_files tasks (mrpc)"),
+        ("mrpc.dupe_factor=2", "OPTION one of text_a_column"),
+        ("mrpc.bad_rows=drop", "expected one of error, skip, got 'drop'"),
+        ("mrpc.repair_iob=maybe", "expected true or false"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(says)):
+            AblateArguments(task_files=files, task_options=[bad])
