@@ -31,7 +31,8 @@ intervals and comparisons are paired and clustered by document (:mod:`nsptask.in
 The study directory records every finished step in ``STEP/done.json``; a re-run skips what is done and resumes an
 interrupted pretraining from its last checkpoint. Under ``accelerate launch`` every process runs the same steps
 (the Trainer distributes each), and only the main process writes. Each step is announced on the ``nsptask`` logger
-as ``[k/N] what, arm, seed`` and its progress bars carry the same label.
+as ``[k/N] what, arm, seed``, its progress bars carry the same label, and a closing line gives its time and headline
+figure.
 """
 
 from __future__ import annotations
@@ -156,7 +157,24 @@ class _Progress:
         logger.info("%s", tag)
         step.started = time.time()
         _freeze_survivors()
-        return step.finish(work(BarsOnlyProgressCallback(description=tag)))
+        result = step.finish(work(BarsOnlyProgressCallback(description=tag)))
+        logger.info("%s: done in %.1f s%s", tag, result["seconds"], _headline(result))
+        return result
+
+
+def _headline(result: dict) -> str:
+    """A finished step's headline figure for its progress line: a fine-tuning run's score, the held-out MLM, NSP
+    and SOP accuracies, or a pretraining run's tokens and in-format MLM accuracy."""
+    if result.get("score") is not None:
+        return f"; {result['task']} {result['metric']} {100 * result['score']:.1f}%"
+    scores = [(k, result.get(f"{k}_accuracy")) for k in ("mlm", "nsp", "sop")]
+    if any(v is not None for _, v in scores):
+        return "; " + ", ".join(f"{k.upper()} accuracy {100 * v:.1f}%" for k, v in scores if v is not None)
+    if "tokens_seen" in result:
+        mlm = result.get("in_format_mlm_accuracy")
+        tokens = f"; {result['tokens_seen']:,} tokens in {result['updates']} updates"
+        return tokens + (f", MLM accuracy {100 * mlm:.1f}% (its own format)" if mlm is not None else "")
+    return ""
 
 
 def _freeze_survivors() -> None:

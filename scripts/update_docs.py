@@ -27,6 +27,7 @@ BUILD = ROOT / "benchmarks" / "results_build.json"
 SCALE = ROOT / "benchmarks" / "results_scale.json"
 PRETRAIN = ROOT / "benchmarks" / "results_pretrain.json"
 CLI = ROOT / "benchmarks" / "results_cli.json"
+STUDY_TIME = ROOT / "benchmarks" / "results_study.json"
 TERMINAL = {
     "ablate": ROOT / "docs" / "results" / "default" / "terminal.txt",
     "build": ROOT / "docs" / "results" / "build_terminal.txt",
@@ -269,6 +270,18 @@ def render_accumulation() -> str:
     return "\n".join(rows)
 
 
+def render_study_time() -> str:
+    if not STUDY_TIME.exists():
+        return "_Run `python benchmarks/bench_study.py --baseline COMMIT`._"
+    r = json.loads(STUDY_TIME.read_text())
+    before, after = r["baseline"], r["current"]
+    return (
+        f"The default study took {after['wall_seconds'] / 60:.1f} min against {before['wall_seconds'] / 60:.1f} min for "
+        f"the default of commit {before['commit'][:7]}, run just before it on the same machine "
+        f"({r['machine']['cpus']} CPUs): {r['ratio']:.2f}x."
+    )
+
+
 def render_cli_help() -> str:
     data = _load(CLI)
     if data is None:
@@ -362,6 +375,7 @@ BLOCKS = {
     "pretrain-speed": render_pretrain_speed,
     "segment-examples": render_segment_examples,
     "cli-help": render_cli_help,
+    "study-time": render_study_time,
     "accumulation": render_accumulation,
     "learnability": render_learnability,
     "ablate-terminal": render_ablate_terminal,
@@ -375,6 +389,7 @@ SOURCES = {
     "pretrain-speed": "`python benchmarks/bench_pretrain.py`",
     "segment-examples": "`python scripts/update_docs.py`",
     "cli-help": "`python benchmarks/bench_cli.py`",
+    "study-time": "`python benchmarks/bench_study.py --baseline COMMIT`",
     "accumulation": "`python benchmarks/bench_pretrain.py`",
     "learnability": "`python scripts/learnability.py`",
     "ablate-terminal": "`script -c 'nsptask ablate --output_dir docs/results/default' docs/results/default/terminal.txt`",

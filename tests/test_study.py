@@ -253,9 +253,9 @@ def test_rerun_skips_finished_steps_and_redoes_a_missing_one(study, caplog):
     announced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
     total = 2 * (1 + 2 * (2 + 2 * 2))  # seeds x (references + arms x (pretrain, intrinsic, tasks x fine-tuning seeds))
     # seed 1: [1] references, [2] pretrain, [3] intrinsic, [4] fine-tuning seed 1, [5] fine-tuning seed 2
-    assert announced == [f"[5/{total}] fine-tune segment-tagging: mlm:full-sentences, seed 1, fine-tuning seed 2"], (
-        announced
-    )  # only the missing step runs, labelled with its place in the whole study
+    tag = f"[5/{total}] fine-tune segment-tagging: mlm:full-sentences, seed 1, fine-tuning seed 2"
+    assert announced[0] == tag and len(announced) == 2, announced  # only the missing step runs, in its place
+    assert re.fullmatch(re.escape(tag) + r": done in \d+\.\d s; segment-tagging f1_R \d+\.\d%", announced[1])
     assert any("resumed: 4 of 4 pretraining runs done" in r.getMessage() for r in caplog.records)
 
 
