@@ -264,7 +264,11 @@ def _parser(types, prog: str, description: str) -> HfArgumentParser:
     general.add_argument("-h", "--help", action="store_true", help="Show nsptask's own options and exit.")
     general.add_argument("--help-all", action="store_true", help="Show every option, TrainingArguments' too, and exit.")
     general.add_argument("--config", default=None, help="YAML or JSON file of option values; flags override it.")
-    general.add_argument("--quiet", action="store_true", help="Print errors only (no progress bars or log lines).")
+    general.add_argument(
+        "--quiet",
+        action="store_true",
+        help="No progress bars or log lines below errors (the command's own output, such as the build report, stays).",
+    )
     if "log_level" not in _field_names(types):
         general.add_argument(
             "--log_level",
@@ -318,6 +322,9 @@ def _setup_logging(options: argparse.Namespace, objects: list) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
+    for handler in logger.handlers:  # each run in one process (a notebook, the tests) prints to today's stderr
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setStream(sys.stderr)
     logger.setLevel(level)
     logger.propagate = False
     transformers.logging.set_verbosity(max(level, logging.WARNING))
@@ -327,6 +334,7 @@ def _setup_logging(options: argparse.Namespace, objects: list) -> None:
         transformers.utils.logging.disable_progress_bar()
     else:
         datasets.enable_progress_bars()
+        transformers.utils.logging.enable_progress_bar()
     for obj in objects:
         if options.quiet and hasattr(obj, "disable_tqdm"):
             obj.disable_tqdm = True

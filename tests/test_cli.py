@@ -462,3 +462,20 @@ def test_every_task_fine_tunes_evaluates_and_predicts_through_the_cli(task, cli_
             assert main(["predict", "--model", str(ft), *pair]) == 0
             outputs.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
         assert outputs[0] == outputs[1] and outputs[0]["label"] in labels
+
+
+def test_build_logs_and_shows_progress_unless_quiet(tmp_path, capsys):
+    """nsptask's logger and datasets' bars reach the console at --log_level; --quiet leaves errors only. Several
+    runs in one process each print to the stderr of their own time."""
+    common = ["build", "--max_seq_length", "48", "--output_dir"]
+    for run, options in enumerate(([], ["--quiet"], ["--log_level", "warning"], [])):
+        assert (
+            main([*common, str(tmp_path / f"out{run}"), "--data_cache_dir", str(tmp_path / f"c{run}"), *options]) == 0
+        )
+        captured = capsys.readouterr()
+        logged = "nsptask: tokenizing with" in captured.err
+        bars = "Generating train split" in captured.err
+        assert (logged, bars) == {0: (True, True), 1: (False, False), 2: (False, True), 3: (True, True)}[run], (
+            captured.err
+        )
+        assert "build report" in captured.out  # the report is the command's output, quiet or not
