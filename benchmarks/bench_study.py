@@ -8,6 +8,9 @@ This tree's study goes to ``docs/results/default`` (``--output_dir``) with its t
 through ``script`` where it exists), keeping what the docs use (report, results, plots, capture) unless
 ``--keep_study``; ``python scripts/update_docs.py`` renders it and this file. The earlier commit's study goes to a
 temporary folder. Nothing else should run meanwhile: two busy processes on 2 cores slow each other several times.
+The two runs are not quite alike: both use the default ``datasets`` cache, which the earlier commit's run (first)
+may warm for what the two share, and this tree's run draws its bars on a pseudo-terminal (``script``) where the
+earlier one writes to none.
 """
 
 from __future__ import annotations

@@ -131,8 +131,8 @@ _USER_TASK_OPTIONS = {
     "bad_rows": _choice("error", "skip"),
     "label_all_tokens": _flag,
     "repair_iob": _flag,
-    "seqeval_mode": _choice("default", "strict"),
-}
+}  # not seqeval_mode: the study's report counts entities in seqeval's default mode
+_NER_ONLY_OPTIONS = ("label_all_tokens", "repair_iob")
 # Corpus tasks that repeat a pretraining objective (NSP, SOP and NSP's same-document variant).
 OBJECTIVE_TASKS = ("nsp", "sop", "coherence")
 
@@ -881,12 +881,20 @@ class AblateArguments:
                 validation_file=files[2] if len(files) == 3 else None,
             )
         for spec in self.task_options:
-            target, _, value = spec.partition("=")
-            name, _, key = target.partition(".")
-            if name not in tasks or key not in _USER_TASK_OPTIONS or not _:
+            target, equals, value = spec.partition("=")
+            name, dot, key = target.partition(".")
+            if not (equals and dot and value) or name not in tasks or key not in _USER_TASK_OPTIONS:
                 raise ValueError(
                     f"--task_options {spec!r}: expected NAME.OPTION=VALUE with NAME one of the --task_files tasks "
-                    f"({', '.join(tasks) or 'none given'}) and OPTION one of {', '.join(_USER_TASK_OPTIONS)}."
+                    f"({', '.join(tasks) or 'none given'}), OPTION one of {', '.join(_USER_TASK_OPTIONS)} and a value."
+                )
+            if key in _NER_ONLY_OPTIONS and tasks[name].task != "ner":
+                raise ValueError(
+                    f"--task_options {spec!r}: {key} is a CoNLL (ner) option; {name} is a {tasks[name].task} task."
+                )
+            if key not in _NER_ONLY_OPTIONS and tasks[name].task == "ner":
+                raise ValueError(
+                    f"--task_options {spec!r}: {key} is a classification option; {name} is a CoNLL (ner) task."
                 )
             try:
                 tasks[name] = replace(tasks[name], **{key: _USER_TASK_OPTIONS[key](value)})

@@ -304,6 +304,20 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A console handler that writes to ``sys.stderr`` as it is when a record comes (as the standard library's last
+    resort handler does), not as it was when the handler was made: several runs in one process (a notebook, the
+    tests) each print where their own stderr is."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler's constructor assigns one; the current stderr is always used
+        pass
+
+
 def _setup_logging(options: argparse.Namespace, objects: list) -> None:
     """The ``nsptask`` logger prints to the console at the run's level (the Trainer's log level and replica level
     when the command has them); ``--quiet`` leaves errors only, and turns progress bars off."""
@@ -319,12 +333,9 @@ def _setup_logging(options: argparse.Namespace, objects: list) -> None:
     else:
         level = getattr(logging, options.log_level.upper()) if _is_main_process() else logging.WARNING
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
-    for handler in logger.handlers:  # each run in one process (a notebook, the tests) prints to today's stderr
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-            handler.setStream(sys.stderr)
     logger.setLevel(level)
     logger.propagate = False
     transformers.logging.set_verbosity(max(level, logging.WARNING))

@@ -340,6 +340,7 @@ def build_corpus_task(
 ) -> tuple[datasets.DatasetDict, list[str]]:
     """A corpus task's splits (``train``, ``test`` and, with a task validation share, ``validation``) and its label
     names, from the task splits' documents (:func:`task_documents`)."""
+    data_args = data_args.resolve()
     if task.task not in PROBES:  # nsp, sop, coherence: the objectives as tasks
         data = build_sentence_task(task.task, data_args, tokenizer, task, documents=documents)
         return data, data["train"].features["labels"].names

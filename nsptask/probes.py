@@ -58,7 +58,7 @@ PROBES = ("segment-tagging", "sentence-position", "coherence-other-document", "c
 
 @dataclass
 class _Pieces:
-    """What the probes read from a tokenizer, read once: its sequence template, special ids, which pieces continue a
+    """What a probe reads from a tokenizer, read once per probe: its sequence template, special ids, which pieces continue a
     word, a plain backend (no truncation, no padding) and the space a sentence after the first keeps (byte-level
     BPE)."""
 

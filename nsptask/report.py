@@ -245,7 +245,8 @@ def _column_summary(results: dict, column: dict) -> dict | None:
             del arms[arm]
     seeds = sorted(set.intersection(*(set(r.runs) for r in arms.values())))
     references = _reference_records(results, column, seeds, hashes[first])
-    if references is None:
+    unknown_chance = references is None  # an entity column's chance line is its best reference: now unknown
+    if unknown_chance:
         skipped.append("the references without a model")
         references = {}
     everything = {**arms, **references}
@@ -258,6 +259,7 @@ def _column_summary(results: dict, column: dict) -> dict | None:
         "arms": list(arms),
         "references": list(references),
         "skipped": skipped,
+        "unknown_chance": unknown_chance,
         "seeds": seeds,
         "finetune_runs": finetune_runs,
         "examples": headline["examples"],
@@ -292,7 +294,9 @@ def _cell(summary: dict, column: dict, name: str) -> dict:
         cell["below_chance"] = mcc["high"] < 0
     elif column["kind"] == "entities":
         best = _best_reference(summary)
-        if best is not None and name != best:
+        if summary.get("unknown_chance"):  # its references were set aside: no arm is shown above them
+            cell["at_chance"], cell["below_chance"] = True, False
+        elif best is not None and name != best:
             difference = _difference(summary, name, best)
             cell["at_chance"] = difference["low"] <= 0  # not above the best rule that needs no model
             cell["below_chance"] = difference["high"] < 0

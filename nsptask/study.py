@@ -31,8 +31,8 @@ intervals and comparisons are paired and clustered by document (:mod:`nsptask.in
 The study directory records every finished step in ``STEP/done.json``; a re-run skips what is done and resumes an
 interrupted pretraining from its last checkpoint. Under ``accelerate launch`` every process runs the same steps
 (the Trainer distributes each), and only the main process writes. Each step is announced on the ``nsptask`` logger
-as ``[k/N] what, arm, seed``, its progress bars carry the same label, and a closing line gives its time and headline
-figure.
+as ``[k/N] what, arm, seed``, its training and scoring bars carry the same label, and a closing line gives its time
+and headline figure.
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ class _Progress:
 
     def __init__(self, total: int):
         self.total, self.count = total, 0
+        self.freeze = gc.get_freeze_count() == 0  # never touch what a caller froze itself
 
     def run(self, step: _Step, label: str, work) -> dict:
         """The step's recorded result, or `work(bars)` run and recorded; `bars` is the step's labelled callback."""
@@ -156,7 +157,8 @@ class _Progress:
             return done
         logger.info("%s", tag)
         step.started = time.time()
-        _freeze_survivors()
+        if self.freeze:
+            _freeze_survivors()
         result = step.finish(work(BarsOnlyProgressCallback(description=tag)))
         logger.info("%s: done in %.1f s%s", tag, result["seconds"], _headline(result))
         return result
@@ -181,7 +183,8 @@ def _freeze_survivors() -> None:
     """Collect the garbage of the steps before, then move what is left (the imported libraries, the task data, the
     results so far) out of the garbage collector's sight: every ``Trainer.train`` starts with accelerate's
     ``free_memory``, a full ``gc.collect()`` that would otherwise walk all of it again in every training run.
-    ``run_study`` gives them back to the collector when it ends."""
+    ``run_study`` gives them back to the collector (and collects) after each seed and when it ends, so what a seed
+    leaves is freed before the next."""
     gc.collect()
     gc.freeze()
 
@@ -821,6 +824,12 @@ def run_study(args: AblateArguments, data_args: DataArguments | None = None) -> 
         ```
     """
     data_args = (data_args or DataArguments()).resolve()
+    if data_args.dataset:
+        raise ValueError(
+            f"--dataset {data_args.dataset}: a study builds every arm's format (nsp, sop, full sentences) and its tasks "
+            "from one corpus, and a built dataset holds one format. Pass the corpus it was built from (--corpus, and "
+            "--tokenizer_name_or_path); `nsptask build` output is for `nsptask pretrain --dataset`."
+        )
     transformers.logging.set_verbosity_error()  # per-run load reports would drown the progress bars
     transformers.utils.logging.disable_progress_bar()  # and so would the "Writing model shards" bars
     started = time.time()
@@ -841,10 +850,19 @@ def run_study(args: AblateArguments, data_args: DataArguments | None = None) -> 
             init = _lazy(lambda s=seed: _initial_model(args, data_args, tokenizer, s, root))
             for arm in args.arms:
                 runs.append(_run_arm(args, data_args, arm, seed, tokenizer, root, tasks, progress, init))
+            del tasks, init
+            _thaw(progress)  # the seed's task data and initial model can go now
     finally:
-        gc.unfreeze()  # what _freeze_survivors set aside is the collector's again
+        _thaw(progress)
     _finish(root, started)
     return {"runs": runs, "wall_seconds": time.time() - started}
+
+
+def _thaw(progress: _Progress) -> None:
+    """What :func:`_freeze_survivors` set aside is the collector's again, and collected."""
+    if progress.freeze:
+        gc.unfreeze()
+        gc.collect()
 
 
 def _references_step(args: AblateArguments, data_args: DataArguments, root: Path, seed: int) -> _Step:

@@ -122,8 +122,8 @@ def seqeval_scores(true_tags: list[list[str]], predicted_tags: list[list[str]], 
             "per_type": {},
             "report": "no entity in the gold tags or the predictions",
         }
-    # Strict mode: seqeval's report finds the entities once. Default mode: its report finds them four times (per
-    # type, then once per average), so they are counted once here and seqeval's own arithmetic does the rest. The
+    # Strict mode: seqeval's report finds the entities once. Default mode: its report finds them five times (the
+    # type names, then once per type and once per average), so they are counted once here and seqeval's own arithmetic does the rest. The
     # text report is written from these figures too.
     if mode == "strict":
         report = classification_report(true_tags, predicted_tags, output_dict=True, zero_division=0, **kwargs)

@@ -127,9 +127,10 @@ def test_seqeval_figures_equal_seqevals_own():
     # Many rows of random tags (types only predicted, types never predicted, stray I- tags): every figure of the
     # default mode, counted once per side, equals seqeval's own report.
     rng = np.random.default_rng(0)
-    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-ORG"]
-    true = [[tags[i] for i in rng.integers(0, 5, size=rng.integers(1, 30))] for _ in range(200)]
-    pred = [[tags[i] for i in rng.integers(0, 7, size=len(row))] for row in true]
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-ORG", "E-PER", "S-LOC"]
+    true = [[tags[i] for i in rng.integers(0, 5, size=rng.integers(0, 30))] for _ in range(200)]  # some rows empty
+    pred = [[tags[i] for i in rng.integers(0, 9, size=len(row))] for row in true]
+    assert any(not row for row in true)
     scores, own = seqeval_scores(true, pred), classification_report(true, pred, output_dict=True, zero_division=0)
     assert scores["per_type"] == {k: {m: float(v) for m, v in row.items()} for k, row in own.items() if "avg" not in k}
     assert {"MISC", "ORG"} <= set(scores["per_type"]) and scores["per_type"]["MISC"]["support"] == 0

@@ -9,6 +9,7 @@ import shutil
 import datasets
 import numpy as np
 from huggingface_hub import DatasetCard, ModelCard
+from transformers import AutoConfig, AutoTokenizer
 
 from nsptask import arguments, publishing
 from nsptask import builder as builder_module
@@ -37,7 +38,12 @@ def test_build_pushed_to_the_hub_is_pretrained_on_from_its_repo_with_its_tokeniz
     monkeypatch.setattr(publishing, "push_build", upload)
     monkeypatch.setattr(publishing, "snapshot_download", download)
     monkeypatch.setattr(arguments, "_hub_offline", lambda: False)  # Hub ids are accepted; nothing else goes online
+    # A tokenizer of its own (one added word), so reading it back cannot be confused with the default one.
+    tokenizer = default_tokenizer()
+    tokenizer.add_tokens(["nsptaskmarker"])
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
     common = ["--data_format", "sop", "--max_seq_length", "64", "--data_cache_dir", str(tmp_path / "cache")]
+    common += ["--tokenizer_name_or_path", str(tmp_path / "tokenizer")]
     assert main(["build", *common, "--push_to_hub", "someone/sop-data", "--private"]) == 0
     assert "pretrain with: nsptask pretrain --dataset someone/sop-data" in capsys.readouterr().out
     assert pushed == [("someone/sop-data", True)]
@@ -51,7 +57,7 @@ def test_build_pushed_to_the_hub_is_pretrained_on_from_its_repo_with_its_tokeniz
     # The repo's instances are the build's, row for row.
     local = pretraining_builder(
         DataArguments.from_options(data_format="sop", max_seq_length=64, data_cache_dir=str(tmp_path / "cache")),
-        default_tokenizer(),
+        tokenizer,
     )
     local.download_and_prepare()
     read, record, _ = publishing.load_build_output("someone/sop-data")
@@ -63,6 +69,9 @@ def test_build_pushed_to_the_hub_is_pretrained_on_from_its_repo_with_its_tokeniz
         main(["pretrain", "--dataset", "someone/sop-data", "--objective", "mlm+sop", *TRAIN, "--output_dir", str(out)])
         == 0
     )
+    saved = AutoTokenizer.from_pretrained(out)  # the repo's tokenizer, not the default
+    assert "nsptaskmarker" in saved.get_vocab() and len(saved) == len(tokenizer) == len(default_tokenizer()) + 1
+    assert AutoConfig.from_pretrained(out).vocab_size >= len(tokenizer)
     recorded = json.loads((out / "nsptask_data.json").read_text())
     assert recorded["dataset"] == "someone/sop-data" and recorded["pretraining_documents"] > 50
     assert ModelCard.load(out / "README.md").data.datasets == ["someone/sop-data"]  # the repo it was pretrained on

@@ -534,6 +534,33 @@ def test_an_arm_or_a_reference_scored_on_other_examples_is_left_out_and_said():
     assert "the references without a model" in column["skipped"]
 
 
+def test_an_entity_column_without_its_references_claims_no_arm_above_chance():
+    """Segment tagging's chance line is its best reference: references made on other examples leave it unknown, so no
+    arm is called above chance (nor bold), and the report says why."""
+    from nsptask.report import cell_text, findings, summary_table
+
+    results = _hand_made({"mlm": (0.5, 0.5), "mlm+nsp:nsp": (0.5, 0.5)})
+    n, rng = 600, np.random.default_rng(3)
+    documents = np.repeat(np.arange(60), n // 60).tolist()
+    for run in results["runs"]:
+        p = 0.9 if run["arm"] == "mlm" else 0.3
+        counts = [[[1, 0, 0] if f else [0, 1, 1] for f in rng.random(n) < p] for _ in (1, 2, 3)]
+        run["downstream"]["segment-tagging"] = [
+            {"finetune_seed": f, "metrics": {}, "examples": {"counts": c, "documents": documents, "examples_hash": "a"}}
+            for f, c in zip((1, 2, 3), counts)
+        ]
+    results["tasks"] = ["segment-tagging"]
+    rule = {"counts": [[1, 0, 0]] * n}
+    results["baselines"]["split12345"]["tasks"] = {
+        "segment-tagging": {"documents": documents, "examples_hash": "b", "references": {"overlap rule": rule}}
+    }
+    summary = summary_table(results)
+    cells = summary["per_column"]["segment-tagging"]["cells"]
+    assert all(cells[arm]["at_chance"] for arm in ("mlm", "mlm+nsp:nsp"))
+    assert not any(c.get("separated_best") for c in cells.values()) and "**" not in cell_text(cells["mlm"])
+    assert any("the references without a model scored on other examples" in t for t in findings(summary))
+
+
 def test_references_are_made_again_when_a_resumed_study_adds_a_task(tmp_path):
     from nsptask.study import _references_step
 
@@ -548,16 +575,39 @@ def test_references_are_made_again_when_a_resumed_study_adds_a_task(tmp_path):
 
 def test_task_options_reach_a_task_files_column_and_bad_ones_are_named(tmp_path):
     train, test = mrpc_files(tmp_path, n=20)
-    files = [f"mrpc={train},{test}"]
-    options = ["mrpc.bad_rows=skip", "mrpc.label_column=Quality", "mrpc.text_b_column=#2 String"]
-    task = AblateArguments(task_files=files, task_options=options).user_tasks["mrpc"]
-    assert (task.bad_rows, task.label_column, task.text_b_column) == ("skip", "Quality", "#2 String")
+    ner_train, ner_test = conll_files(tmp_path)
+    files = [f"mrpc={train},{test}", f"wnut={ner_train},{ner_test}"]
+    options = ["mrpc.bad_rows=skip", "mrpc.label_column=Quality", "mrpc.text_b_column=#2 String", "wnut.repair_iob=yes"]
+    tasks = AblateArguments(task_files=files, task_options=options).user_tasks
+    assert (tasks["mrpc"].bad_rows, tasks["mrpc"].label_column, tasks["mrpc"].text_b_column) == (
+        "skip",
+        "Quality",
+        "#2 String",
+    )
+    assert tasks["wnut"].repair_iob is True and tasks["wnut"].task == "ner"
     assert AblateArguments(task_files=files).user_tasks["mrpc"].bad_rows == "error"  # the default otherwise
     for bad, says in (
-        ("sst2.bad_rows=skip", "one of the --task_files tasks (mrpc)"),
+        ("sst2.bad_rows=skip", "one of the --task_files tasks (mrpc, wnut)"),
         ("mrpc.dupe_factor=2", "OPTION one of text_a_column"),
         ("mrpc.bad_rows=drop", "expected one of error, skip, got 'drop'"),
-        ("mrpc.repair_iob=maybe", "expected true or false"),
+        ("wnut.repair_iob=maybe", "expected true or false"),
+        ("mrpc.text_b_column", "NAME.OPTION=VALUE"),  # no value: not read as an empty column name
+        ("mrpc.label_column=", "NAME.OPTION=VALUE"),
+        ("mrpc.repair_iob=true", "repair_iob is a CoNLL (ner) option; mrpc is a classification task"),
+        ("wnut.bad_rows=skip", "bad_rows is a classification option; wnut is a CoNLL (ner) task"),
+        ("mrpc.seqeval_mode=strict", "OPTION one of text_a_column"),  # the report counts entities in default mode
     ):
         with pytest.raises(ValueError, match=re.escape(says)):
             AblateArguments(task_files=files, task_options=[bad])
+
+
+def test_a_study_refuses_a_built_dataset_with_the_reason(tmp_path):
+    """A study builds every arm's format (nsp, sop, full sentences) from one corpus; a built dataset holds one format,
+    so ``ablate --dataset`` is an error saying what to pass instead, never silently ignored."""
+    (tmp_path / "built").mkdir()
+    with pytest.raises(ValueError, match="--dataset .* one format.*--corpus"):
+        run_study(
+            AblateArguments(output_dir=str(tmp_path / "study"), **REDUCED),
+            DataArguments(dataset=str(tmp_path / "built")),
+        )
+    assert not (tmp_path / "study").exists()  # refused before anything is written
