@@ -256,8 +256,9 @@ class CorpusOptions:
     dataset: str | None = field(
         default=None,
         metadata={
-            "help": "A dataset made by `nsptask build` (its --output_dir, or a Hub repo it pushed to): pretrain and "
-            "ablate read its instances and its tokenizer instead of building from --corpus."
+            "help": "A dataset made by `nsptask build` (its --output_dir, or a Hub repo it pushed to): pretrain reads "
+            "its instances and its tokenizer instead of building from --corpus; ablate studies the corpus its record "
+            "names, with its tokenizer (every arm's format is built from that corpus)."
         },
     )
     tokenizer_name_or_path: str | None = field(

@@ -246,6 +246,37 @@ class PretrainingData:
             Path(output_dir, "data_report.json").write_text(json.dumps(self.report, indent=2))
 
 
+def corpus_of_build(data_args: DataArguments) -> DataArguments:
+    """The data options ``--dataset`` (an ``nsptask build`` output, a folder or a Hub repo) was made from: the corpus,
+    reader, split and instance options of its record, and its own ``tokenizer/`` (unless the options name one). For a
+    study, which builds every arm's format and its tasks from that corpus (a build holds one format).
+
+    Args:
+        data_args (`DataArguments`): Options whose ``dataset`` names the build (its cache folder and worker counts
+            are kept).
+    """
+    folder = local_build_folder(data_args.dataset)
+    record_file = folder / BUILD_RECORD_FILE
+    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+    if "data_arguments" not in record or not (folder / "tokenizer").is_dir():
+        raise ValueError(
+            f"--dataset {data_args.dataset}: a study rebuilds every arm's format from the corpus a build was made "
+            f"from, which its record ({BUILD_RECORD_FILE}) names beside its tokenizer/; found "
+            f"{sorted(p.name for p in folder.iterdir())[:8]}. Pass --corpus (and --tokenizer_name_or_path) instead."
+        )
+    try:
+        recorded = DataArguments.from_dict(record["data_arguments"])
+    except ValueError as err:
+        raise ValueError(
+            f"--dataset {data_args.dataset}: its record names a corpus this machine cannot read ({err}). Pass "
+            "--corpus with a copy of it."
+        ) from None
+    recorded.dataset = None
+    recorded.tokenizer_name_or_path = data_args.tokenizer_name_or_path or str(folder / "tokenizer")
+    recorded.data_cache_dir, recorded.num_proc = data_args.data_cache_dir, data_args.num_proc
+    return recorded
+
+
 def pretraining_data(
     data_args: DataArguments, objective_options, tokenizer=None, build: bool = True
 ) -> PretrainingData:

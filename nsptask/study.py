@@ -75,6 +75,7 @@ from .finetuning import FinetuneArguments, finetune
 from .instances import PAIR_FORMATS
 from .modeling import build_model, load_pretraining_model, model_capabilities, sentence_label_argument
 from .probes import decode_sentences, overlap_predictions, segment_baselines
+from .publishing import corpus_of_build
 from .report import REPEATS_OBJECTIVE, write_report
 from .token_classification import word_predictions
 from .tokenization import load_tokenizer
@@ -823,13 +824,10 @@ def run_study(args: AblateArguments, data_args: DataArguments | None = None) -> 
         >>> results = run_study(AblateArguments(output_dir="study", arms=["mlm", "mlm+nsp"], seeds=[1]))  # doctest: +SKIP
         ```
     """
-    data_args = (data_args or DataArguments()).resolve()
-    if data_args.dataset:
-        raise ValueError(
-            f"--dataset {data_args.dataset}: a study builds every arm's format (nsp, sop, full sentences) and its tasks "
-            "from one corpus, and a built dataset holds one format. Pass the corpus it was built from (--corpus, and "
-            "--tokenizer_name_or_path); `nsptask build` output is for `nsptask pretrain --dataset`."
-        )
+    data_args = data_args or DataArguments()
+    if data_args.dataset:  # a build holds one format: the study rebuilds every arm's from the build's corpus
+        data_args = corpus_of_build(data_args)
+    data_args = data_args.resolve()
     transformers.logging.set_verbosity_error()  # per-run load reports would drown the progress bars
     transformers.utils.logging.disable_progress_bar()  # and so would the "Writing model shards" bars
     started = time.time()

@@ -27,10 +27,10 @@ OUTPUT = ROOT / "docs" / "results" / "learnability.json"
 # Per probe: the budget of the committed run (training examples, epochs, learning rate, input length).
 BUDGETS = {
     "segment-tagging": {"train_examples": 2000, "epochs": 1.0, "learning_rate": 1e-4, "max_seq_length": 128},
-    "coherence-other-document": {"train_examples": 2000, "epochs": 1.0, "learning_rate": 1e-4, "max_seq_length": 128},
-    "coherence-same-document": {"train_examples": 2000, "epochs": 1.0, "learning_rate": 1e-4, "max_seq_length": 128},
+    "coherence-other-document": {"train_examples": 2000, "epochs": 3.0, "learning_rate": 1e-4, "max_seq_length": 128},
+    "coherence-same-document": {"train_examples": 2000, "epochs": 3.0, "learning_rate": 1e-4, "max_seq_length": 128},
     "connective": {"train_examples": 2000, "epochs": 3.0, "learning_rate": 1e-4, "max_seq_length": 128},
-    "sentence-position": {"train_examples": 2000, "epochs": 1.0, "learning_rate": 1e-4, "max_seq_length": 128},
+    "sentence-position": {"train_examples": 2000, "epochs": 3.0, "learning_rate": 1e-4, "max_seq_length": 128},
 }
 
 

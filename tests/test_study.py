@@ -601,13 +601,38 @@ def test_task_options_reach_a_task_files_column_and_bad_ones_are_named(tmp_path)
             AblateArguments(task_files=files, task_options=[bad])
 
 
-def test_a_study_refuses_a_built_dataset_with_the_reason(tmp_path):
-    """A study builds every arm's format (nsp, sop, full sentences) from one corpus; a built dataset holds one format,
-    so ``ablate --dataset`` is an error saying what to pass instead, never silently ignored."""
-    (tmp_path / "built").mkdir()
-    with pytest.raises(ValueError, match="--dataset .* one format.*--corpus"):
+def test_a_study_on_a_build_studies_its_corpus_with_its_tokenizer(tmp_path, monkeypatch):
+    """A build holds one format; ``ablate --dataset`` studies the corpus, split and tokenizer its record names (each
+    arm's format built from that corpus), and a build whose corpus is not on this machine is an error naming it."""
+    import nsptask.study as study_module
+    from nsptask.cli import main
+    from nsptask.tokenization import default_tokenizer
+
+    tokenizer = default_tokenizer()
+    tokenizer.add_tokens(["nsptaskmarker"])
+    tokenizer.save_pretrained(tmp_path / "tok")
+    corpus = tmp_path / "corpus.txt.gz"  # the bundled articles, as a corpus of the user's
+    corpus.write_bytes((Path(__file__).resolve().parents[1] / "nsptask" / "data" / "enwiki_sample.txt.gz").read_bytes())
+    build = ["build", "--corpus", str(corpus), "--validation_fraction", "0.3", "--max_seq_length", "48"]
+    build += ["--tokenizer_name_or_path", str(tmp_path / "tok"), "--data_cache_dir", str(tmp_path / "cache")]
+    assert main([*build, "--output_dir", str(tmp_path / "built")]) == 0
+    seen = {}
+
+    def start(args, data_args, root, tokenizer):  # where run_study begins its work: stop there, keep what it got
+        seen.update(data_args=data_args, tokenizer=tokenizer)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study_module, "_start", start)
+    with pytest.raises(KeyboardInterrupt):
         run_study(
             AblateArguments(output_dir=str(tmp_path / "study"), **REDUCED),
             DataArguments(dataset=str(tmp_path / "built")),
         )
-    assert not (tmp_path / "study").exists()  # refused before anything is written
+    assert str(corpus) in str(seen["data_args"].corpus) and seen["data_args"].split.validation_fraction == 0.3
+    assert seen["data_args"].dataset is None and "nsptaskmarker" in seen["tokenizer"].get_vocab()
+    corpus.unlink()
+    with pytest.raises(ValueError, match="its record names a corpus this machine cannot read"):
+        run_study(
+            AblateArguments(output_dir=str(tmp_path / "study"), **REDUCED),
+            DataArguments(dataset=str(tmp_path / "built")),
+        )
