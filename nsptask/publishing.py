@@ -129,14 +129,31 @@ def local_build_folder(name: str) -> Path:
     return Path(snapshot_download(name, repo_type="dataset"))
 
 
+def _build_record(folder: Path) -> dict:
+    """A build's record (:data:`BUILD_RECORD_FILE`: format, data options, report), ``{}`` for a dataset from
+    elsewhere; a record that is not JSON is an error naming the file and the line."""
+    path = folder / BUILD_RECORD_FILE
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = f", line {err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
+        raise ValueError(
+            f"{path}{where}: expected the JSON record `nsptask build` writes beside its data; found {err}. Build the "
+            "data again, or remove the file to read the splits without their record."
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: expected a JSON object (the build's record); found a {type(record).__name__}.")
+    return record
+
+
 def load_build_output(name: str):
     """Read a dataset made by ``nsptask build`` (a ``save_to_disk`` folder, the Dask engine's Parquet shards, or the
     Hub layout, locally or as a Hub repo). Returns ``(DatasetDict, record, folder)``; the record says which format,
     tokenizer and split made it (``{}`` for a dataset from elsewhere)."""
     folder = local_build_folder(name)
-    record: dict = {}
-    if (folder / BUILD_RECORD_FILE).is_file():
-        record = json.loads((folder / BUILD_RECORD_FILE).read_text())
+    record = _build_record(folder)
     if (folder / "dataset_dict.json").is_file():
         return datasets.load_from_disk(str(folder)), record, folder
     if (folder / "data").is_dir():
@@ -256,8 +273,7 @@ def corpus_of_build(data_args: DataArguments) -> DataArguments:
             are kept).
     """
     folder = local_build_folder(data_args.dataset)
-    record_file = folder / BUILD_RECORD_FILE
-    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+    record = _build_record(folder)
     if "data_arguments" not in record or not (folder / "tokenizer").is_dir():
         raise ValueError(
             f"--dataset {data_args.dataset}: a study rebuilds every arm's format from the corpus a build was made "

@@ -8,6 +8,7 @@ import shutil
 
 import datasets
 import numpy as np
+import pytest
 from huggingface_hub import DatasetCard, ModelCard
 from transformers import AutoConfig, AutoTokenizer
 
@@ -163,3 +164,21 @@ def test_preprocessing_workers_tokenize_task_files_as_one_process_does(tmp_path,
         assert one_names == two_names and set(one) == set(two) == {"train", "test"}
         for split in one:
             assert one[split].to_dict() == two[split].to_dict(), (task.task, split)
+
+
+def test_a_build_whose_record_is_not_json_is_named_with_its_line(tmp_path, capsys):
+    from nsptask.builder import BUILD_RECORD_FILE
+
+    assert main(["build", "--max_seq_length", "48", "--output_dir", str(tmp_path / "built")]) == 0
+    capsys.readouterr()
+    record = tmp_path / "built" / BUILD_RECORD_FILE
+    text = record.read_text()
+    record.write_text(text[: len(text) // 2])  # cut short, as an interrupted copy leaves it
+    assert main(["pretrain", "--dataset", str(tmp_path / "built"), *TRAIN, "--output_dir", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert f"{record}, line " in err and "expected the JSON record" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="expected the JSON record"):
+        publishing.corpus_of_build(DataArguments(dataset=str(tmp_path / "built")))
+    record.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        publishing.load_build_output(str(tmp_path / "built"))
