@@ -858,7 +858,7 @@ def run_study(args: AblateArguments, data_args: DataArguments | None = None) -> 
 
 def _thaw(progress: _Progress) -> None:
     """What :func:`_freeze_survivors` set aside is the collector's again, and collected."""
-    if progress.freeze:
+    if progress.freeze and gc.get_freeze_count():  # (after the last seed, the end has nothing left to thaw)
         gc.unfreeze()
         gc.collect()
 
