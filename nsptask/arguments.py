@@ -106,6 +106,7 @@ TASKS: tuple[str, ...] = get_args(TaskName)
 # Tasks made from the corpus's held-out documents (the rest read the user's files).
 CORPUS_TASKS = tuple(t for t in TASKS if t not in ("classification", "ner"))
 TOKEN_TASKS = ("segment-tagging", "ner")
+BadRows = Literal["error", "skip"]
 
 
 def _choice(*allowed: str):
@@ -128,7 +129,7 @@ _USER_TASK_OPTIONS = {
     "text_a_column": str,
     "text_b_column": str,
     "label_column": str,
-    "bad_rows": _choice("error", "skip"),
+    "bad_rows": _choice(*get_args(BadRows)),
     "label_all_tokens": _flag,
     "repair_iob": _flag,
 }  # not seqeval_mode: the study's report counts entities in seqeval's default mode
@@ -592,7 +593,7 @@ class TaskOptions:
         default=None,
         metadata={"help": "Classification: label column. Default: from the header (label, gold_label, ...)."},
     )
-    bad_rows: Literal["error", "skip"] = field(
+    bad_rows: BadRows = field(
         default="error",
         metadata={
             "help": "Classification rows with a missing label, an empty text or the wrong number of fields: 'error' "

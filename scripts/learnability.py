@@ -28,7 +28,7 @@ OUTPUT = ROOT / "docs" / "results" / "learnability.json"
 BUDGETS = {
     "segment-tagging": {"train_examples": 2000, "epochs": 1.0, "learning_rate": 1e-4, "max_seq_length": 128},
     "coherence-other-document": {"train_examples": 2000, "epochs": 3.0, "learning_rate": 1e-4, "max_seq_length": 128},
-    "coherence-same-document": {"train_examples": 2000, "epochs": 3.0, "learning_rate": 1e-4, "max_seq_length": 128},
+    "coherence-same-document": {"train_examples": 2000, "epochs": 5.0, "learning_rate": 3e-5, "max_seq_length": 128},
     "connective": {"train_examples": 2000, "epochs": 3.0, "learning_rate": 1e-4, "max_seq_length": 128},
     "sentence-position": {"train_examples": 2000, "epochs": 3.0, "learning_rate": 1e-4, "max_seq_length": 128},
 }
