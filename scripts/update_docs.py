@@ -116,7 +116,7 @@ def render_learnability() -> str:
         return "_Run `python scripts/learnability.py`._"
     rows = [
         "| probe | MiniLM fine-tuned | best reference (no model) | difference (paired) | test examples (documents) "
-        "| training examples, epochs |",
+        "| training examples, epochs, learning rate |",
         "|---|---|---|---|---|---|",
     ]
     for task, run in data["runs"].items():
@@ -129,7 +129,7 @@ def render_learnability() -> str:
             f"| {task} ({run['statistic']}) | {_pct(model)} | {best}: {_pct(cells[best])} | "
             f"{d['mean'] * 100:+.1f} ({d['low'] * 100:+.1f} to {d['high'] * 100:+.1f}), {beats} | "
             f"{run['test_examples']} ({run['test_documents']}) | {run['budget']['train_examples']}, "
-            f"{run['budget']['epochs']:g} |"
+            f"{run['budget']['epochs']:g}, {run['budget']['learning_rate']:g} |"
         )
     return "\n".join(rows)
 
