@@ -7,7 +7,7 @@ instance is made. Instances of a task split draw every segment, A and B, from do
 no document appears in two task splits, on either side of a pair (``a_doc`` / ``b_doc`` record the ids).
 
 - Corpus probes that are not the pretraining objectives (:mod:`nsptask.probes`): DiscoEval's sentence position
-  and discourse coherence (another document's sentence, or a same-document variant topic cannot solve), DisSent's
+  and discourse coherence (another document's sentence, or a same-document variant with a weaker topic cue), DisSent's
   connectives, and segment tagging: windows of whole sentences of one document that, in half the windows with two
   or more sentences, switch after a random sentence to whole sentences of another; every sentence is one seqeval
   entity (``L`` or ``R``, its words tagged ``B-``/``I-`` on their first sub-tokens), so an error costs one sentence.

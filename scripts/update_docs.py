@@ -116,22 +116,51 @@ def render_learnability() -> str:
         return "_Run `python scripts/learnability.py`._"
     rows = [
         "| probe | MiniLM fine-tuned | best reference (no model) | difference (paired) | test examples (documents) "
-        "| training examples, epochs, learning rate |",
+        "| training examples, epochs, learning rate, tokens |",
         "|---|---|---|---|---|---|",
     ]
+    earlier = []
     for task, run in data["runs"].items():
-        cells, differences = run["cells"], run["differences"]
-        best = max(differences, key=lambda r: cells[r]["mean"])
-        d = differences[best]
-        model = cells["MiniLM fine-tuned"]
-        beats = "above every reference" if run["beats_every_reference"] else "not above every reference"
+        model, best, difference, beats = _learnability_figures(run)
         rows.append(
-            f"| {task} ({run['statistic']}) | {_pct(model)} | {best}: {_pct(cells[best])} | "
-            f"{d['mean'] * 100:+.1f} ({d['low'] * 100:+.1f} to {d['high'] * 100:+.1f}), {beats} | "
-            f"{run['test_examples']} ({run['test_documents']}) | {run['budget']['train_examples']}, "
-            f"{run['budget']['epochs']:g}, {run['budget']['learning_rate']:g} |"
+            f"| {task} ({run['statistic']}) | {model} | {best} | {difference}, {beats} | "
+            f"{run['test_examples']} ({run['test_documents']}) | {_budget(run['budget'])} |"
         )
+        for old in run.get("earlier", []):
+            model, best, difference, beats = _learnability_figures(old)
+            earlier.append(
+                f"- {task} at {_budget(old['budget'], words=True)}: MiniLM {model}; {best}; difference {difference}, {beats} "
+                f"(figures added in {old['provenance'].get('committed_in') or old['provenance'].get('commit')})"
+            )
+    if earlier:
+        rows += ["", "Earlier budgets of these probes, each replaced by the row above after its run:", "", *earlier]
     return "\n".join(rows)
+
+
+def _learnability_figures(run: dict) -> tuple[str, str, str, str]:
+    """A learnability run's MiniLM cell (with MCC for label probes), its best reference, the paired difference
+    with that reference and whether the encoder is above every reference."""
+    cells, differences = run["cells"], run["differences"]
+    best = max(differences, key=lambda r: cells[r]["mean"])
+    d = differences[best]
+    model = cells["MiniLM fine-tuned"]
+    mcc = f", MCC {model['mcc']['mean'] + 0.0:.2f}".replace("-0.00", "0.00") if "mcc" in model else ""
+    beats = "above every reference" if run["beats_every_reference"] else "not above every reference"
+    return (
+        f"{_pct(model)}{mcc}",
+        f"{best}: {_pct(cells[best])}",
+        f"{d['mean'] * 100:+.1f} ({d['low'] * 100:+.1f} to {d['high'] * 100:+.1f})",
+        beats,
+    )
+
+
+def _budget(budget: dict, words: bool = False) -> str:
+    if words:
+        return (
+            f"{budget['train_examples']} training examples, {budget['epochs']:g} epoch(s), learning rate "
+            f"{budget['learning_rate']:g}, {budget['max_seq_length']} tokens"
+        )
+    return f"{budget['train_examples']}, {budget['epochs']:g}, {budget['learning_rate']:g}, {budget['max_seq_length']}"
 
 
 def _pct(cell: dict) -> str:
