@@ -130,7 +130,7 @@ def render_learnability() -> str:
             model, best, difference, beats = _learnability_figures(old)
             earlier.append(
                 f"- {task} at {_budget(old['budget'], words=True)}: MiniLM {model}; {best}; difference {difference}, {beats} "
-                f"(figures added in {old['provenance'].get('committed_in') or old['provenance'].get('commit')})"
+                f"({_made_at(old['provenance'])})"
             )
     if earlier:
         rows += ["", "Earlier budgets of these probes, each replaced by the row above after its run:", "", *earlier]
@@ -152,6 +152,13 @@ def _learnability_figures(run: dict) -> tuple[str, str, str, str]:
         f"{d['mean'] * 100:+.1f} ({d['low'] * 100:+.1f} to {d['high'] * 100:+.1f})",
         beats,
     )
+
+
+def _made_at(provenance: dict) -> str:
+    if provenance.get("committed_in"):
+        return f"figures added in {provenance['committed_in']}"
+    dirty = ", with uncommitted changes in nsptask/" if provenance.get("uncommitted_changes_in_nsptask") else ""
+    return f"run at commit {provenance.get('commit', '?')[:7]}{dirty}"
 
 
 def _budget(budget: dict, words: bool = False) -> str:
