@@ -14,7 +14,7 @@ with every boundary visible to the model (the tokenizer's separator between sent
 | ``segment-tagging`` | (nsptask) | consecutive sentences that may switch to another article | each sentence ``L`` or ``R`` (seqeval) | a boundary rule |
 
 "By design" is the intent, not a measurement: word overlap is above the majority class on sentence position and on
-same-document coherence too (docs/results/learnability.json; docs/study.md renders it), so the report's
+same-document coherence too (its cells in docs/results/learnability.json), so the report's
 references, not this column, say what topic gets.
 
 Each probe has a word-overlap reference that needs no model (:func:`overlap_predictions`): a logistic regression on

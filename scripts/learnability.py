@@ -139,8 +139,8 @@ def learnability(
 
 
 def provenance() -> dict:
-    """What a run was made with: the nsptask commit (and whether nsptask/ had uncommitted changes), the versions of
-    the packages that decide the figures, and the machine."""
+    """What a run was made with: the commit, the files that differed from it (a budget edited in this script but
+    not committed shows here), the versions of the packages that decide the figures, and the machine."""
 
     def git(*args: str) -> str:
         try:
@@ -156,7 +156,10 @@ def provenance() -> dict:
             versions[package] = None
     return {
         "commit": git("rev-parse", "HEAD") or None,
-        "uncommitted_changes_in_nsptask": bool(git("status", "--porcelain", "--", "nsptask")),
+        # The output file itself is left out: the script rewrites it after every probe.
+        "uncommitted_changes": [
+            line[3:] for line in git("status", "--porcelain").splitlines() if not line.endswith(OUTPUT.name)
+        ],
         "versions": versions,
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),

@@ -157,8 +157,9 @@ def _learnability_figures(run: dict) -> tuple[str, str, str, str]:
 def _made_at(provenance: dict) -> str:
     if provenance.get("committed_in"):
         return f"figures added in {provenance['committed_in']}"
-    dirty = ", with uncommitted changes in nsptask/" if provenance.get("uncommitted_changes_in_nsptask") else ""
-    return f"run at commit {provenance.get('commit', '?')[:7]}{dirty}"
+    changed = provenance.get("uncommitted_changes") or []
+    dirty = f", with uncommitted changes to {', '.join(changed)}" if changed else ""
+    return f"run at commit {(provenance.get('commit') or '?')[:7]}{dirty}"
 
 
 def _budget(budget: dict, words: bool = False) -> str:
