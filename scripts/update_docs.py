@@ -144,7 +144,7 @@ def _learnability_figures(run: dict) -> tuple[str, str, str, str]:
     best = max(differences, key=lambda r: cells[r]["mean"])
     d = differences[best]
     model = cells["MiniLM fine-tuned"]
-    mcc = f", MCC {model['mcc']['mean'] + 0.0:.2f}".replace("-0.00", "0.00") if "mcc" in model else ""
+    mcc = f", MCC {model['mcc']['mean']:.2f}".replace("-0.00", "0.00") if "mcc" in model else ""
     beats = "above every reference" if run["beats_every_reference"] else "not above every reference"
     return (
         f"{_pct(model)}{mcc}",

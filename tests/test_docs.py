@@ -10,11 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _update_docs():
-    spec = importlib.util.spec_from_file_location("update_docs", ROOT / "scripts" / "update_docs.py")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _update_docs():
+    return _script("update_docs")
 
 
 def test_every_figure_block_is_rendered_from_its_file():
@@ -74,9 +78,7 @@ def test_every_default_probe_has_a_committed_run_showing_it_learnt():
 
     from nsptask.arguments import DEFAULT_PROBES
 
-    spec = importlib.util.spec_from_file_location("learnability", ROOT / "scripts" / "learnability.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("learnability")
     runs = json.loads(script.OUTPUT.read_text())["runs"]
     for probe in DEFAULT_PROBES:
         assert probe in runs, probe

